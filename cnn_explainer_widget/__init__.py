@@ -1,0 +1,30 @@
+"""CNN Explainer as a Jupyter widget, running a real JAX/Flax Tiny VGG in the kernel."""
+
+from cnn_explainer_widget._safetensors import WeightsFileError
+from cnn_explainer_widget.images import load_image
+from cnn_explainer_widget.model import (
+    CLASS_NAMES,
+    INPUT_SHAPE,
+    TinyVGG,
+    activations,
+    as_network,
+    load_tiny_vgg,
+)
+from cnn_explainer_widget.network import Flatten, Layer, Network, network_from_layers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLASS_NAMES",
+    "INPUT_SHAPE",
+    "Flatten",
+    "Layer",
+    "Network",
+    "TinyVGG",
+    "WeightsFileError",
+    "activations",
+    "as_network",
+    "load_image",
+    "load_tiny_vgg",
+    "network_from_layers",
+]

@@ -1,0 +1,249 @@
+"""Turn any image a user has (path, PIL image, numpy array, file bytes) into the network's input.
+
+`load_image` reproduces the original CNN Explainer's preprocessing: RGB in [0, 1] with no
+normalisation; a 64×64 image is used as it is; any other size is scaled so its shorter side is
+65 px and the centre 64×64 is cut out. Downscaling follows the browser the original ran in (a
+pyramid of 2×2 box averages, then bilinear sampling), because plain bilinear sampling of a large
+photo aliases and changes predictions. Unlike the original, images smaller than 64 px work.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Largest image, in pixels, that will be decoded (a guard against decompression bombs).
+MAX_PIXELS = 40_000_000
+#: Largest encoded image accepted, in bytes.
+MAX_BYTES = 50 * 1024 * 1024
+
+ACCEPTED = (
+    "a path (str or pathlib.Path) to an image file, a PIL image, the bytes of an image file, "
+    "or a numpy array shaped (H, W), (H, W, 3) or (H, W, 4) of uint8 or of floats in [0, 1]"
+)
+
+
+def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
+    """Load ``source`` as the network's input: ``(size, size, channels)`` float32 in [0, 1].
+
+    Parameters
+    ----------
+    source:
+        A path (``str`` or ``Path``), a ``PIL.Image.Image``, a numpy array (``H×W``, ``H×W×3``
+        or ``H×W×4``; ``uint8``, or floats in [0, 1]) or the raw bytes of an image file.
+        Grayscale becomes R = G = B, alpha is dropped, EXIF orientation is honoured and an
+        animated image gives its first frame.
+    size:
+        Side of the square output (64 for Tiny VGG).
+    channels:
+        3 for RGB output, 1 for grayscale (ITU-R 601 luma).
+
+    Raises
+    ------
+    TypeError
+        For a source of an unsupported type or dtype.
+    ValueError
+        For a missing file, a directory, bytes that are not an image, a wrong array shape,
+        NaN/inf or out-of-range values, or an image above `MAX_PIXELS`.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if isinstance(source, np.ndarray):
+        rgb, quantised = _array_to_rgb(source), source.dtype == np.uint8
+    elif isinstance(source, Image.Image):
+        rgb, quantised = _pil_to_rgb(source)
+    elif isinstance(source, bytes | bytearray | memoryview):
+        rgb, quantised = _pil_to_rgb(_open_bytes(bytes(source)))
+    elif isinstance(source, str | os.PathLike):
+        rgb, quantised = _pil_to_rgb(_open_path(Path(source)))
+    else:
+        raise TypeError(f"cannot load an image from {type(source).__name__}: expected {ACCEPTED}")
+    out = resize_center_crop(rgb, size)
+    if quantised:
+        # The original reads pixels back from an 8-bit canvas: keep the same rounding.
+        out = np.round(out * 255.0) / 255.0
+    if channels == 1:
+        out = out @ np.array([0.299, 0.587, 0.114])
+        out = out[..., None]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _open_path(path: Path) -> Image.Image:
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a directory, not an image file; expected {ACCEPTED}")
+    if not path.is_file():
+        raise ValueError(f"no such image file: {str(path)!r}")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise ValueError(f"{str(path)!r} is {size:,} bytes; images up to {MAX_BYTES:,} are accepted")
+    return _open_bytes(path.read_bytes(), name=repr(str(path)))
+
+
+def _open_bytes(data: bytes, name: str = "the given bytes") -> Image.Image:
+    if not data:
+        raise ValueError(f"{name} are empty; expected the contents of an image file")
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"{name}: {len(data):,} bytes; images up to {MAX_BYTES:,} are accepted")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            _check_pixels(image.size)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(
+            f"{name}: the image is too large to decode safely; at most {MAX_PIXELS:,} pixels"
+        ) from None
+    except UnidentifiedImageError:
+        raise ValueError(
+            f"{name} are not a readable image file (JPEG, PNG, GIF, WebP, BMP, TIFF, ...)"
+            if name == "the given bytes"
+            else f"{name} is not a readable image file (JPEG, PNG, GIF, WebP, BMP, TIFF, ...)"
+        ) from None
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct_error()) as exc:
+        raise ValueError(f"{name}: the image file is truncated or corrupt ({exc})") from None
+    return image
+
+
+def struct_error() -> type[Exception]:
+    """The exception type `struct.unpack` raises (some Pillow decoders leak it)."""
+    import struct
+
+    return struct.error
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    w, h = size
+    if w < 1 or h < 1:
+        raise ValueError(f"the image has no pixels ({w}×{h})")
+    if w * h > MAX_PIXELS:
+        raise ValueError(
+            f"the image is {w}×{h} = {w * h:,} pixels; at most {MAX_PIXELS:,} are decoded "
+            "(a guard against decompression bombs)"
+        )
+
+
+def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, bool]:
+    """RGB float64 in [0, 1] from any PIL mode, and whether it came from 8-bit data."""
+    _check_pixels(image.size)
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        image = ImageOps.exif_transpose(image) or image
+        mode = image.mode
+        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            values = np.asarray(image, dtype=np.float64)
+            if mode.startswith("I;16"):
+                scale = 65535.0
+            elif mode == "I":
+                scale = 65535.0 if values.max(initial=0) > 255 else 255.0
+            else:
+                scale = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+            gray = np.clip(values / scale, 0.0, 1.0)
+            if not np.isfinite(gray).all():
+                raise ValueError("the image contains NaN or infinite values")
+            return np.repeat(gray[..., None], 3, axis=2), False
+        if mode not in ("RGB", "L"):
+            # P with transparency and LA go through RGBA so the palette and alpha are honoured.
+            image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
+        arr = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, EOFError, IndexError, KeyError, TypeError) as exc:
+        raise ValueError(f"the image file is truncated or corrupt ({exc})") from None
+    return arr, True
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        values = array.astype(np.float64) / 255.0
+    elif array.dtype.kind == "f":
+        values = array.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("the image array contains NaN or infinite values")
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"float image values must lie in [0, 1], got values in [{lo:g}, {hi:g}] "
+                "(divide 0–255 data by 255, or pass it as uint8)"
+            )
+    else:
+        raise TypeError(
+            f"image arrays must be uint8 or float in [0, 1], got dtype {array.dtype}"
+        )
+    if values.ndim == 2:
+        values = np.repeat(values[..., None], 3, axis=2)
+    elif values.ndim == 3 and values.shape[2] == 1:
+        values = np.repeat(values, 3, axis=2)
+    elif values.ndim == 3 and values.shape[2] in (3, 4):
+        values = values[..., :3]
+    else:
+        raise ValueError(
+            f"image arrays must be shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+            f"got {array.shape}"
+        )
+    _check_pixels((values.shape[1], values.shape[0]))
+    return values
+
+
+def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:
+    """Scale so the shorter side is ``size + 1`` and cut out the centre ``size × size``.
+
+    This is the original's rule (for 64: shorter side 65, then the block starting at
+    ``⌊W/2⌋ − 32``, ``⌊H/2⌋ − 32``). An image already ``size × size`` is returned unchanged.
+    """
+    h, w = rgb.shape[:2]
+    if (h, w) == (size, size):
+        return rgb
+    f = (size + 1) / min(w, h)
+    out_w, out_h = max(size, math.trunc(w * f)), max(size, math.trunc(h * f))
+    left, top = out_w // 2 - size // 2, out_h // 2 - size // 2
+    # Chromium's drawImage: a mip pyramid of box averages down to level ⌊log2(1/f)⌋, then
+    # bilinear sampling of that level at the target pixel centres.
+    level = rgb
+    if f < 1:
+        for _ in range(int(math.floor(math.log2(1 / f)))):
+            if min(level.shape[:2]) < 2:
+                break
+            level = _halve(level)
+    lh, lw = level.shape[:2]
+    ys = (np.arange(top, top + size) + 0.5) * (lh / out_h) - 0.5
+    xs = (np.arange(left, left + size) + 0.5) * (lw / out_w) - 0.5
+    return _bilinear(level, ys, xs)
+
+
+def _halve(a: np.ndarray) -> np.ndarray:
+    """One mip level: 2×2 box average (a 1-2-1 filter along an odd axis, as Skia does)."""
+    return _halve_axis(_halve_axis(a, 0), 1)
+
+
+def _halve_axis(a: np.ndarray, axis: int) -> np.ndarray:
+    n = a.shape[axis]
+    m = n // 2
+    take = lambda start, stop, step=2: np.take(a, np.arange(start, stop, step), axis=axis)  # noqa: E731
+    if n % 2 == 0:
+        return (take(0, 2 * m) + take(1, 2 * m)) / 2
+    return (take(0, 2 * m) + 2 * take(1, 2 * m + 1) + take(2, 2 * m + 1)) / 4
+
+
+def _bilinear(a: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    h, w = a.shape[:2]
+    ys = np.clip(ys, 0, h - 1)
+    xs = np.clip(xs, 0, w - 1)
+    y0 = np.floor(ys).astype(int)
+    x0 = np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy = (ys - y0)[:, None, None]
+    wx = (xs - x0)[None, :, None]
+    top = a[y0][:, x0] * (1 - wx) + a[y0][:, x1] * wx
+    bottom = a[y1][:, x0] * (1 - wx) + a[y1][:, x1] * wx
+    return top * (1 - wy) + bottom * wy
