@@ -1,0 +1,141 @@
+"""The payload the kernel sends to the front end: one versioned, binary-buffered message each.
+
+Two messages, both plain dicts whose bulk lives in a single ``bytes`` entry ``data`` (ipywidgets
+sends it as one binary websocket frame; the front end receives a ``DataView``):
+
+``encode_network`` (sent once per widget, trait ``_network``)::
+
+    {"version": 1, "name": str, "input_shape": [H, W, C], "classes": [str, ...],
+     "layers": [{"name", "kind", "function", "input_shape", "output_shape", "kernel_size",
+                 "stride", "padding", "options", "module",
+                 "kernel": {"shape", "offset"} | None, "bias": {"shape", "offset"} | None}],
+     "data": bytes}
+
+``kind`` is "conv", "activation", "pool", "flatten", "dense" or "softmax". Shapes are as in
+`cnn_explainer_widget.network.Layer` ((H, W, C) for spatial layers). ``offset`` counts float32
+values into ``data``. Conv kernels are laid out (C_out, C_in, kh, kw), so one neuron's kernel is
+contiguous; dense kernels (out, in), with ``in`` in the flatten order (h, w, c), channels fastest.
+``module`` numbers the blocks (a new block starts after each pooling layer); the "module" colour
+scale shares one range inside a block.
+
+``encode_activations`` (sent on every image change, trait ``_activations``)::
+
+    {"version": 1, "seq": int, "image": {"name": str, "source": str},
+     "layers": [{"name", "shape", "offset", "min": [...], "max": [...]}],
+     "data": bytes}
+
+``layers`` holds "input" and every layer but flatten, named as in the network message (so the
+last dense layer is "output", not "logits"). Spatial maps are channel first, ``shape`` [C, H, W],
+so each neuron's map is contiguous; 1-D layers have ``shape`` [N]. ``min``/``max`` give each
+channel's true range (one entry per neuron; a 1-D layer has a single entry).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnn_explainer_widget.network import Network
+
+#: Version of the payload schema; js/src/payload.ts has the same number (a test checks).
+PROTOCOL_VERSION = 1
+
+
+def layer_modules(network: Network) -> list[int]:
+    """Block number of each layer: a new block starts after every pooling layer."""
+    modules, current = [], 0
+    for layer in network.layers:
+        modules.append(current)
+        if layer.kind == "pool":
+            current += 1
+    return modules
+
+
+def _pack(chunks: list[np.ndarray]) -> tuple[bytes, list[int]]:
+    offsets, total = [], 0
+    for chunk in chunks:
+        offsets.append(total)
+        total += chunk.size
+    return b"".join(np.ascontiguousarray(c, dtype="<f4").tobytes() for c in chunks), offsets
+
+
+def encode_network(network: Network) -> dict[str, Any]:
+    """The network's structure and weights, sent once per widget."""
+    chunks: list[np.ndarray] = []
+    layers: list[dict[str, Any]] = []
+    for layer, module in zip(network.layers, layer_modules(network), strict=True):
+        entry: dict[str, Any] = {
+            "name": layer.name,
+            "kind": layer.kind,
+            "function": layer.function,
+            "input_shape": list(layer.input_shape),
+            "output_shape": list(layer.output_shape),
+            "kernel_size": list(layer.kernel_size) if layer.kernel_size else None,
+            "stride": list(layer.stride) if layer.stride else None,
+            "padding": [list(p) for p in layer.padding] if layer.padding else None,
+            "options": dict(layer.options),
+            "module": module,
+            "kernel": None,
+            "bias": None,
+        }
+        params = network.params.get(layer.name, {})
+        kernel, bias = params.get("kernel"), params.get("bias")
+        if kernel is not None:
+            # conv HWIO -> (C_out, C_in, kh, kw); dense (in, out) -> (out, in).
+            kernel = kernel.transpose(3, 2, 0, 1) if layer.kind == "conv" else kernel.T
+            entry["kernel"] = {"shape": list(kernel.shape), "chunk": len(chunks)}
+            chunks.append(kernel)
+        if bias is not None:
+            entry["bias"] = {"shape": list(bias.shape), "chunk": len(chunks)}
+            chunks.append(bias)
+        layers.append(entry)
+    data, offsets = _pack(chunks)
+    for entry in layers:
+        for key in ("kernel", "bias"):
+            if entry[key] is not None:
+                entry[key]["offset"] = offsets[entry[key].pop("chunk")]
+    return {
+        "version": PROTOCOL_VERSION,
+        "name": network.name,
+        "input_shape": list(network.input_shape),
+        "classes": list(network.classes),
+        "layers": layers,
+        "data": data,
+    }
+
+
+def encode_activations(
+    network: Network,
+    acts: dict[str, np.ndarray],
+    seq: int,
+    image_name: str,
+    image_source: str,
+) -> dict[str, Any]:
+    """One image's activations, channel first, with each neuron's true range."""
+    names = ["input"] + [la.name for la in network.layers if la.kind != "flatten"]
+    keys = dict(zip([la.name for la in network.layers], network.keys[1:], strict=True))
+    keys["input"] = "input"
+    chunks: list[np.ndarray] = []
+    entries: list[dict[str, Any]] = []
+    for name in names:
+        value = np.asarray(acts[keys[name]], np.float32)
+        if value.ndim == 3:
+            value = value.transpose(2, 0, 1)
+            lo, hi = value.min(axis=(1, 2)), value.max(axis=(1, 2))
+        else:
+            lo, hi = value.min(keepdims=True), value.max(keepdims=True)
+        entries.append(
+            {"name": name, "shape": list(value.shape), "min": lo.tolist(), "max": hi.tolist()}
+        )
+        chunks.append(value)
+    data, offsets = _pack(chunks)
+    for entry, offset in zip(entries, offsets, strict=True):
+        entry["offset"] = offset
+    return {
+        "version": PROTOCOL_VERSION,
+        "seq": seq,
+        "image": {"name": image_name, "source": image_source},
+        "layers": entries,
+        "data": data,
+    }

@@ -1,0 +1,132 @@
+// Types and decoding of the kernel's payload. The schema is documented in
+// cnn_explainer_widget/_protocol.py; PROTOCOL_VERSION must equal the Python constant
+// (tests/test_protocol.py checks it).
+
+export const PROTOCOL_VERSION = 1;
+
+export type LayerKind = "conv" | "activation" | "pool" | "flatten" | "dense" | "softmax";
+
+export interface TensorRef {
+  shape: number[];
+  offset: number; // in float32 values into the message's data buffer
+}
+
+export interface LayerSpec {
+  name: string;
+  kind: LayerKind;
+  function: string | null; // activation name ("relu", ...) or pool op ("max" | "avg")
+  input_shape: number[]; // (H, W, C) or (N,)
+  output_shape: number[];
+  kernel_size: [number, number] | null;
+  stride: [number, number] | null;
+  padding: [[number, number], [number, number]] | null; // ((top, bottom), (left, right))
+  options: Record<string, unknown>;
+  module: number;
+  kernel: TensorRef | null; // conv: (C_out, C_in, kh, kw); dense: (out, in), in = flatten (h, w, c)
+  bias: TensorRef | null;
+}
+
+export interface NetworkMessage {
+  version: number;
+  name: string;
+  input_shape: [number, number, number];
+  classes: string[];
+  layers: LayerSpec[];
+  data: DataView;
+}
+
+export interface ActivationEntry {
+  name: string;
+  shape: number[]; // [C, H, W] for spatial maps, [N] for vectors
+  offset: number;
+  min: number[];
+  max: number[];
+}
+
+export interface ActivationsMessage {
+  version: number;
+  seq: number;
+  image: { name: string; source: string };
+  layers: ActivationEntry[];
+  data: DataView;
+}
+
+/** A decoded layer's values: `values` is channel-first. */
+export interface LayerValues {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+  min: number[];
+  max: number[];
+}
+
+/** The network with its weights as typed arrays. */
+export interface Network {
+  name: string;
+  inputShape: [number, number, number];
+  classes: string[];
+  layers: LayerSpec[];
+  kernels: Map<string, Float32Array>;
+  biases: Map<string, Float32Array>;
+}
+
+export interface Activations {
+  seq: number;
+  image: { name: string; source: string };
+  layers: Map<string, LayerValues>; // "input" and every layer but flatten
+}
+
+export class PayloadError extends Error {}
+
+function floats(view: DataView): Float32Array {
+  // Buffers may start at any byte offset inside the websocket frame; Float32Array needs a
+  // multiple of 4, so copy once into an aligned buffer.
+  const copy = view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength);
+  return new Float32Array(copy);
+}
+
+function toView(data: unknown): DataView {
+  if (data instanceof DataView) return data;
+  if (data instanceof ArrayBuffer) return new DataView(data);
+  if (ArrayBuffer.isView(data)) return new DataView(data.buffer, data.byteOffset, data.byteLength);
+  throw new PayloadError("payload data is not binary");
+}
+
+function checkVersion(version: unknown): void {
+  if (version !== PROTOCOL_VERSION) {
+    throw new PayloadError(
+      `this front end reads payload version ${PROTOCOL_VERSION}, the kernel sent ${String(version)}: ` +
+        "reinstall cnn-explainer-widget and restart the kernel",
+    );
+  }
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+export function decodeNetwork(msg: NetworkMessage): Network {
+  checkVersion(msg.version);
+  const all = floats(toView(msg.data));
+  const kernels = new Map<string, Float32Array>();
+  const biases = new Map<string, Float32Array>();
+  for (const layer of msg.layers) {
+    if (layer.kernel) kernels.set(layer.name, all.subarray(layer.kernel.offset, layer.kernel.offset + size(layer.kernel.shape)));
+    if (layer.bias) biases.set(layer.name, all.subarray(layer.bias.offset, layer.bias.offset + size(layer.bias.shape)));
+  }
+  return { name: msg.name, inputShape: msg.input_shape, classes: msg.classes, layers: msg.layers, kernels, biases };
+}
+
+export function decodeActivations(msg: ActivationsMessage): Activations {
+  checkVersion(msg.version);
+  const all = floats(toView(msg.data));
+  const layers = new Map<string, LayerValues>();
+  for (const e of msg.layers) {
+    layers.set(e.name, {
+      name: e.name,
+      shape: e.shape,
+      values: all.subarray(e.offset, e.offset + size(e.shape)),
+      min: e.min,
+      max: e.max,
+    });
+  }
+  return { seq: msg.seq, image: msg.image, layers };
+}
