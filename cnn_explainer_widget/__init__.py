@@ -1,7 +1,9 @@
 """CNN Explainer as a Jupyter widget, running a real JAX/Flax Tiny VGG in the kernel."""
 
 from cnn_explainer_widget._safetensors import WeightsFileError
-from cnn_explainer_widget.images import load_image
+from cnn_explainer_widget._widget import CNNExplainer, InvalidSelection
+from cnn_explainer_widget.explain import Neuron, explain_neuron
+from cnn_explainer_widget.images import DEFAULT_IMAGES, load_image
 from cnn_explainer_widget.model import (
     CLASS_NAMES,
     INPUT_SHAPE,
@@ -16,6 +18,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CLASS_NAMES",
+    "DEFAULT_IMAGES",
+    "CNNExplainer",
+    "InvalidSelection",
+    "Neuron",
+    "explain_neuron",
     "INPUT_SHAPE",
     "Flatten",
     "Layer",

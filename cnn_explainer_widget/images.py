@@ -24,6 +24,28 @@ MAX_PIXELS = 40_000_000
 #: Largest encoded image accepted, in bytes.
 MAX_BYTES = 50 * 1024 * 1024
 
+#: The ten default images shipped in the package, in class order: (file name, class).
+DEFAULT_IMAGES: tuple[tuple[str, str], ...] = (
+    ("boat_1.jpeg", "lifeboat"),
+    ("bug_1.jpeg", "ladybug"),
+    ("pizza_1.jpeg", "pizza"),
+    ("pepper_1.jpeg", "bell pepper"),
+    ("bus_1.jpeg", "school bus"),
+    ("koala_1.jpeg", "koala"),
+    ("espresso_1.jpeg", "espresso"),
+    ("panda_1.jpeg", "red panda"),
+    ("orange_1.jpeg", "orange"),
+    ("car_1.jpeg", "sport car"),
+)
+
+
+def default_image_path(name: str) -> Path:
+    """Path of a shipped default image, by file name (e.g. ``"espresso_1.jpeg"``)."""
+    if name not in {f for f, _ in DEFAULT_IMAGES}:
+        raise ValueError(f"no default image {name!r}; they are {[f for f, _ in DEFAULT_IMAGES]}")
+    return Path(__file__).resolve().parent / "images" / name
+
+
 ACCEPTED = (
     "a path (str or pathlib.Path) to an image file, a PIL image, the bytes of an image file, "
     "or a numpy array shaped (H, W), (H, W, 3) or (H, W, 4) of uint8 or of floats in [0, 1]"

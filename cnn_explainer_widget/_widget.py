@@ -1,0 +1,344 @@
+"""`CNNExplainer`: the anywidget that shows a network and one image's activations in a cell.
+
+This layer only moves state: it turns images into activations through the pure core
+(`images`, `network`, `explain`), sends them as one binary payload per update, and validates
+everything the front end sends back (selection, colour scale, uploads, image choices).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from cnn_explainer_widget._protocol import encode_activations, encode_network
+from cnn_explainer_widget.explain import Neuron, explain_neuron
+from cnn_explainer_widget.images import DEFAULT_IMAGES, default_image_path, load_image
+from cnn_explainer_widget.model import as_network, tiny_vgg_network
+from cnn_explainer_widget.network import Network
+
+_STATIC = Path(__file__).parent / "static"
+
+#: Largest upload accepted from the front end, checked before decoding.
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: Colour-scale policies for hidden layers.
+COLOR_SCALES = ("unit", "module", "global")
+
+
+class InvalidSelection(traitlets.TraitError, ValueError):
+    """A ``selected`` value that does not name a neuron of the network."""
+
+
+class CNNExplainer(anywidget.AnyWidget):
+    """CNN Explainer in a notebook cell: the whole network for one image, explained.
+
+    Parameters
+    ----------
+    image:
+        What to show first: anything `load_image` accepts. Default: the first default image.
+    model:
+        The network: None for the shipped Tiny VGG, or a `TinyVGG`, an ``nnx.Sequential`` of
+        supported layers, or a `Network`.
+    classes:
+        Class names for a user's model (one per output).
+    input_shape:
+        ``(H, W, C)`` of a user's model, if it cannot be inferred.
+
+    Examples
+    --------
+    >>> w = CNNExplainer()          # doctest: +SKIP
+    >>> w.image = "my_cat.jpg"      # doctest: +SKIP
+    >>> w.selected_neuron.kernel    # doctest: +SKIP
+    """
+
+    _esm = _STATIC / "widget.js"
+    _css = _STATIC / "widget.css"
+
+    _network = traitlets.Dict(help="py→js, once: network structure and weights.").tag(sync=True)
+    _activations = traitlets.Dict(help="py→js, per image: every layer's maps.").tag(sync=True)
+    _thumbnails = traitlets.List(help="py→js, once: the default images.").tag(sync=True)
+
+    selected = traitlets.Dict(
+        default_value=None,
+        allow_none=True,
+        help=(
+            "Both ways. The selected neuron as {'layer': str, 'index': int}, optionally with "
+            "'y' and 'x' (a position in its map), or None. A click in the view sets it; setting "
+            "it from Python opens that neuron's explanation."
+        ),
+    ).tag(sync=True)
+    color_scale = traitlets.Unicode(
+        "unit",
+        help="Both ways. Hidden-layer colour range: 'unit', 'module' (per block) or 'global'.",
+    ).tag(sync=True)
+    error = traitlets.Unicode(
+        "", help="py→js. A message shown in the widget, e.g. why an upload was refused."
+    ).tag(sync=True)
+    busy = traitlets.Bool(False, help="py→js. True while the kernel computes an image.").tag(
+        sync=True
+    )
+
+    def __init__(
+        self,
+        image: Any = None,
+        *,
+        model: Any = None,
+        classes: Sequence[str] | None = None,
+        input_shape: tuple[int, int, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if model is None and classes is None:
+            network = tiny_vgg_network()
+        else:
+            network = as_network(
+                model if model is not None else tiny_vgg_network(), classes, input_shape
+            )
+        self._net: Network = network
+        self._seq = 0
+        first_name, first_label = DEFAULT_IMAGES[0]
+        if image is None:
+            pixels, name = self._load(default_image_path(first_name)), first_label
+        else:
+            pixels, name = self._load(image), _describe_source(image)
+        acts = network.activations(pixels)
+        self._image, self._acts, self._image_name = pixels, acts, name
+        self._seq = 1
+        super().__init__(
+            _network=encode_network(network),
+            _activations=encode_activations(network, acts, self._seq, name, "python"),
+            _thumbnails=[
+                {"name": f, "label": label, "data": default_image_path(f).read_bytes()}
+                for f, label in DEFAULT_IMAGES
+            ],
+            **kwargs,
+        )
+        self.on_msg(self._handle_custom_msg)
+
+    # ---- the image -------------------------------------------------------------------------
+
+    @property
+    def network(self) -> Network:
+        """The `Network` this widget explains."""
+        return self._net
+
+    @property
+    def image(self) -> np.ndarray:
+        """The current input image, ``(H, W, C)`` float32 in [0, 1] (read-only).
+
+        Assign anything `load_image` accepts (a path, PIL image, numpy array or file bytes) to
+        show another image; invalid input raises and leaves the widget unchanged.
+        """
+        view = self._image.view()
+        view.flags.writeable = False
+        return view
+
+    @image.setter
+    def image(self, source: Any) -> None:
+        self.set_image(source)
+
+    def set_image(self, source: Any, name: str | None = None) -> None:
+        """Show ``source`` (anything `load_image` accepts): one forward pass, one message."""
+        pixels = self._load(source)
+        self._show(pixels, name or _describe_source(source), "python")
+
+    def _load(self, source: Any) -> np.ndarray:
+        h, w, c = self._net.input_shape
+        if h != w:
+            raise ValueError(f"only square inputs are supported, the network takes {h}×{w}")
+        return load_image(source, size=h, channels=c)
+
+    def _show(self, pixels: np.ndarray, name: str, source: str) -> None:
+        acts = self._net.activations(pixels)
+        self._seq += 1
+        payload = encode_activations(self._net, acts, self._seq, name, source)
+        self._image, self._acts, self._image_name = pixels, acts, name
+        with self.hold_sync():
+            self._activations = payload
+            self.error = ""
+
+    # ---- read-outs -------------------------------------------------------------------------
+
+    @property
+    def image_name(self) -> str:
+        """A short description of the current image (file or default image name)."""
+        return self._image_name
+
+    @property
+    def activations(self) -> dict[str, np.ndarray]:
+        """Every layer's output for the current image (see `cnn_explainer_widget.activations`)."""
+        return dict(self._acts)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, in output order."""
+        return list(self._net.classes)
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """Class name → probability for the current image."""
+        probs = self._acts["probabilities"]
+        return {c: float(p) for c, p in zip(self._net.classes, probs, strict=True)}
+
+    @property
+    def prediction(self) -> str:
+        """The most probable class for the current image."""
+        return self._net.classes[int(np.argmax(self._acts["probabilities"]))]
+
+    @property
+    def selected_neuron(self) -> Neuron | None:
+        """The selected neuron's data (map, inputs, kernel, bias, window, value), or None."""
+        sel = self.selected
+        if sel is None:
+            return None
+        return explain_neuron(
+            self._net, self._acts, sel["layer"], sel["index"], sel.get("y"), sel.get("x")
+        )
+
+    # ---- validation of what the front end (or a user) sends --------------------------------
+
+    @traitlets.validate("selected")
+    def _validate_selected(self, proposal: dict[str, Any]) -> dict[str, Any] | None:
+        return normalise_selection(self._net, proposal["value"])
+
+    @traitlets.validate("color_scale")
+    def _validate_color_scale(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if value not in COLOR_SCALES:
+            raise traitlets.TraitError(
+                f"color_scale must be one of {COLOR_SCALES}, got {_short(value)}"
+            )
+        return value
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Apply state sent by the front end, refusing anything invalid.
+
+        Only ``selected`` and ``color_scale`` may be set from the browser. An invalid value is
+        dropped (the previous value stays) and the current value is sent back, so the view
+        re-synchronises with the kernel.
+        """
+        accepted: dict[str, Any] = {}
+        refused: list[str] = []
+        for key, value in (sync_data.items() if isinstance(sync_data, dict) else ()):
+            if key == "selected":
+                try:
+                    accepted[key] = normalise_selection(self._net, value)
+                except ValueError:
+                    refused.append(key)
+            elif key == "color_scale" and isinstance(value, str) and value in COLOR_SCALES:
+                accepted[key] = value
+            else:
+                refused.append(key)
+        if accepted:
+            super().set_state(accepted)
+        resend = [k for k in refused if k in ("selected", "color_scale")]
+        if resend:
+            self.send_state(resend)
+
+    def _handle_custom_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "upload":
+            self._handle_upload(content, buffers)
+        elif kind == "choose":
+            index = content.get("index")
+            if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):
+                file_name, label = DEFAULT_IMAGES[index]
+                self._show(self._load(default_image_path(file_name)), label, "default")
+
+    def _handle_upload(self, content: dict[str, Any], buffers: list[Any]) -> None:
+        name = content.get("name")
+        name = _short(name, 80) if isinstance(name, str) and name else "the uploaded file"
+        if len(buffers) != 1:
+            self.error = f"Could not use {name}: expected one file, got {len(buffers)}."
+            return
+        size = memoryview(buffers[0]).nbytes
+        if size > MAX_UPLOAD_BYTES:
+            self.error = (
+                f"Could not use {name}: it is {size:,} bytes; uploads up to "
+                f"{MAX_UPLOAD_BYTES:,} bytes are accepted."
+            )
+            return
+        try:
+            pixels = self._load(bytes(memoryview(buffers[0])))
+        except (ValueError, TypeError) as exc:
+            self.error = f"Could not use {name}: {exc}"
+            return
+        self._show(pixels, name, "upload")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe_source(source: Any) -> str:
+    if isinstance(source, str | os.PathLike):
+        return Path(source).name
+    if isinstance(source, np.ndarray):
+        return f"array {source.shape}"
+    if isinstance(source, bytes | bytearray | memoryview):
+        return "image bytes"
+    return type(source).__name__
+
+
+def selectable_layers(network: Network) -> dict[str, tuple[int, tuple[int, int] | None]]:
+    """Layer name → (neuron count, map size (H, W) or None) for every layer with neurons."""
+    h, w, c = network.input_shape
+    out: dict[str, tuple[int, tuple[int, int] | None]] = {"input": (c, (h, w))}
+    for layer in network.layers:
+        if layer.kind in ("flatten", "softmax"):
+            continue
+        shape = layer.output_shape
+        out[layer.name] = (shape[2], shape[:2]) if len(shape) == 3 else (shape[0], None)
+    return out
+
+
+def normalise_selection(network: Network, value: Any) -> dict[str, Any] | None:
+    """Check a selection against ``network``; return it cleaned, or raise `InvalidSelection`."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidSelection(
+            f"selected must be None or a dict like {{'layer': 'conv_1_1', 'index': 0}}, "
+            f"got {type(value).__name__}"
+        )
+    extra = set(value) - {"layer", "index", "y", "x"}
+    if extra:
+        raise InvalidSelection(
+            f"selected has unknown key(s) {sorted(map(_short, extra))[:5]}; "
+            "allowed: layer, index, y, x"
+        )
+    layers = selectable_layers(network)
+    layer, index = value.get("layer"), value.get("index")
+    if not isinstance(layer, str) or layer not in layers:
+        raise InvalidSelection(
+            f"selected['layer'] must be one of {list(layers)}, got {_short(layer)}"
+        )
+    count, size = layers[layer]
+    if type(index) is not int or not 0 <= index < count:
+        raise InvalidSelection(
+            f"selected['index'] must be an int in [0, {count - 1}] for {layer}, "
+            f"got {_short(index)}"
+        )
+    result: dict[str, Any] = {"layer": layer, "index": index}
+    if "y" in value or "x" in value:
+        y, x = value.get("y"), value.get("x")
+        if size is None:
+            raise InvalidSelection(f"{layer} neurons have no map: give no 'y'/'x'")
+        for axis, v, n in (("y", y, size[0]), ("x", x, size[1])):
+            if type(v) is not int or not 0 <= v < n:
+                raise InvalidSelection(
+                    f"selected[{axis!r}] must be an int in [0, {n - 1}] for {layer}, "
+                    f"got {_short(v)}"
+                )
+        result.update(y=y, x=x)
+    return result
+
+
+__all__ = ["COLOR_SCALES", "MAX_UPLOAD_BYTES", "CNNExplainer", "InvalidSelection"]
