@@ -186,6 +186,12 @@ def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, bool]:
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise ValueError(
+            f"image arrays must be shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+            f"got {array.shape}"
+        )
+    _check_pixels((array.shape[1], array.shape[0]))
     if array.dtype == np.uint8:
         values = array.astype(np.float64) / 255.0
     elif array.dtype.kind == "f":
@@ -203,18 +209,10 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
             f"image arrays must be uint8 or float in [0, 1], got dtype {array.dtype}"
         )
     if values.ndim == 2:
-        values = np.repeat(values[..., None], 3, axis=2)
-    elif values.ndim == 3 and values.shape[2] == 1:
-        values = np.repeat(values, 3, axis=2)
-    elif values.ndim == 3 and values.shape[2] in (3, 4):
-        values = values[..., :3]
-    else:
-        raise ValueError(
-            f"image arrays must be shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
-            f"got {array.shape}"
-        )
-    _check_pixels((values.shape[1], values.shape[0]))
-    return values
+        return np.repeat(values[..., None], 3, axis=2)
+    if values.shape[2] == 1:
+        return np.repeat(values, 3, axis=2)
+    return values[..., :3]
 
 
 def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:

@@ -1,0 +1,32 @@
+"""Shared fixtures: paths of the shipped and reference images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "cnn_explainer_widget" / "images"
+DATA = Path(__file__).parent / "data"
+ORIGINAL = ROOT.parent / "shared" / "cnn-explainer-original"
+
+
+@pytest.fixture(scope="session")
+def image_dir() -> Path:
+    return IMAGES
+
+
+@pytest.fixture(scope="session")
+def espresso_path() -> Path:
+    return IMAGES / "espresso_1.jpeg"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let test modules import the constants above as ``from conftest import ...``."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
