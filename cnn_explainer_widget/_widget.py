@@ -63,8 +63,9 @@ class CNNExplainer(anywidget.AnyWidget):
     _activations = traitlets.Dict(help="py→js, per image: every layer's maps.").tag(sync=True)
     _thumbnails = traitlets.List(help="py→js, once: the default images.").tag(sync=True)
 
-    selected = traitlets.Dict(
-        default_value=None,
+    # Any, not Dict: our validator gives the clear message (and a ValueError) for every bad value.
+    selected = traitlets.Any(
+        None,
         allow_none=True,
         help=(
             "Both ways. The selected neuron as {'layer': str, 'index': int}, optionally with "
