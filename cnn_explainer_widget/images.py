@@ -104,7 +104,9 @@ def _open_path(path: Path) -> Image.Image:
         raise ValueError(f"no such image file: {str(path)!r}")
     size = path.stat().st_size
     if size > MAX_BYTES:
-        raise ValueError(f"{str(path)!r} is {size:,} bytes; images up to {MAX_BYTES:,} are accepted")
+        raise ValueError(
+            f"{str(path)!r} is {size:,} bytes; images up to {MAX_BYTES:,} bytes are accepted"
+        )
     return _open_bytes(path.read_bytes(), name=repr(str(path)))
 
 
@@ -231,7 +233,7 @@ def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:
     # bilinear sampling of that level at the target pixel centres.
     level = rgb
     if f < 1:
-        for _ in range(int(math.floor(math.log2(1 / f)))):
+        for _ in range(math.floor(math.log2(1 / f))):
             if min(level.shape[:2]) < 2:
                 break
             level = _halve(level)

@@ -190,7 +190,7 @@ class Network:
 
 
 def _activation_key(layers: Sequence[Layer], i: int) -> str:
-    """The activations-dict key of layer ``i``: the final dense is 'logits', softmax 'probabilities'."""
+    """Activations-dict key of layer ``i``: final dense 'logits', final softmax 'probabilities'."""
     layer = layers[i]
     if layer.kind == "softmax" and i == len(layers) - 1:
         return "probabilities"

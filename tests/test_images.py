@@ -15,8 +15,6 @@ from cnn_explainer_widget import load_image
 from cnn_explainer_widget.images import MAX_PIXELS, resize_center_crop
 
 
-
-
 def _png_bytes(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt, **kw)
@@ -28,7 +26,7 @@ def test_path_str_and_pathlib_agree(espresso_path):
     b = load_image(str(espresso_path))
     assert a.shape == (64, 64, 3) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
-    assert 0.0 <= a.min() and a.max() <= 1.0
+    assert a.min() >= 0.0 and a.max() <= 1.0
 
 
 def test_64px_image_used_as_is(espresso_path):

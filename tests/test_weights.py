@@ -8,12 +8,11 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import ORIGINAL, ROOT
 
 from cnn_explainer_widget import WeightsFileError, load_tiny_vgg
 from cnn_explainer_widget._safetensors import dumps, load_file
 from cnn_explainer_widget.model import CLASS_NAMES, weights_path
-
-from conftest import ORIGINAL, ROOT  # noqa: I001
 
 
 def _convert_module():

@@ -7,13 +7,18 @@ import re
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 
-from cnn_explainer_widget import CLASS_NAMES, CNNExplainer, InvalidSelection, activations, load_image
+from cnn_explainer_widget import (
+    CLASS_NAMES,
+    CNNExplainer,
+    InvalidSelection,
+    activations,
+    load_image,
+)
 from cnn_explainer_widget._protocol import PROTOCOL_VERSION
 from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES
-
-from conftest import ROOT  # noqa: I001
 
 
 @pytest.fixture(scope="module")

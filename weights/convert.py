@@ -54,7 +54,7 @@ def convert(source: Path) -> bytes:
         "format": "cnn-explainer-widget/1",
         "architecture": "tiny_vgg",
         "classes": json.dumps(list(CLASS_NAMES)),
-        "source": "poloclub/cnn-explainer (MIT), TF.js layers-model, converted by weights/convert.py",
+        "source": "poloclub/cnn-explainer (MIT), TF.js layers-model, via weights/convert.py",
     }
     return dumps(tensors, metadata)
 
