@@ -8,11 +8,12 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import ORIGINAL, ROOT
 
 from cnn_explainer_widget import WeightsFileError, load_tiny_vgg
 from cnn_explainer_widget._safetensors import dumps, load_file
 from cnn_explainer_widget.model import CLASS_NAMES, weights_path
+
+from conftest import ORIGINAL, ROOT
 
 
 def _convert_module():

@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ROOT
 from PIL import Image
 
 from cnn_explainer_widget import (
@@ -19,6 +18,8 @@ from cnn_explainer_widget import (
 )
 from cnn_explainer_widget._protocol import PROTOCOL_VERSION
 from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES
+
+from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
