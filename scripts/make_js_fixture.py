@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from cnn_explainer_widget import Flatten, activations, as_network, load_image
+from cnn_explainer_widget import Flatten, Network, activations, as_network, load_image
 from cnn_explainer_widget._protocol import encode_activations, encode_network
 from cnn_explainer_widget.images import default_image_path
 from cnn_explainer_widget.model import tiny_vgg_network
@@ -58,10 +58,12 @@ def odd_model() -> nnx.Sequential:
     )
 
 
-def dump(name: str, network, acts: dict[str, np.ndarray], image_name: str) -> None:
+def dump(name: str, network: Network, acts: dict[str, np.ndarray], image_name: str) -> None:
     """Write one network's and one image's messages."""
     net_msg = encode_network(network)
-    act_msg = encode_activations(network, acts, seq=1, image_name=image_name, image_source="default")
+    act_msg = encode_activations(
+        network, acts, seq=1, image_name=image_name, image_source="default"
+    )
     (OUT / f"{name}.network.bin").write_bytes(net_msg.pop("data"))
     (OUT / f"{name}.network.json").write_text(json.dumps(net_msg, indent=1) + "\n")
     data = act_msg.pop("data")
