@@ -15,8 +15,9 @@ sends it as one binary websocket frame; the front end receives a ``DataView``):
 `cnn_explainer_widget.network.Layer` ((H, W, C) for spatial layers). ``offset`` counts float32
 values into ``data``. Conv kernels are laid out (C_out, C_in, kh, kw), so one neuron's kernel is
 contiguous; dense kernels (out, in), with ``in`` in the flatten order (h, w, c), channels fastest.
-``module`` numbers the blocks (a new block starts after each pooling layer); the "module" colour
-scale shares one range inside a block.
+``module`` numbers the modules as the original groups them: a module starts at each conv or
+dense layer and takes the activations and pools that follow it (conv_1_1 + relu_1_1;
+conv_1_2 + relu_1_2 + max_pool_1; ...). The "module" colour scale shares one range inside one.
 
 ``encode_activations`` (sent on every image change, trait ``_activations``)::
 
@@ -43,12 +44,12 @@ PROTOCOL_VERSION = 1
 
 
 def layer_modules(network: Network) -> list[int]:
-    """Block number of each layer: a new block starts after every pooling layer."""
+    """Module number of each layer: a new module starts at every conv or dense layer."""
     modules, current = [], 0
-    for layer in network.layers:
-        modules.append(current)
-        if layer.kind == "pool":
+    for i, layer in enumerate(network.layers):
+        if layer.kind in ("conv", "dense") and i > 0:
             current += 1
+        modules.append(current)
     return modules
 
 
