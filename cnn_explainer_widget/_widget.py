@@ -8,6 +8,7 @@ everything the front end sends back (selection, colour scale, uploads, image cho
 from __future__ import annotations
 
 import os
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,6 @@ class CNNExplainer(anywidget.AnyWidget):
             ],
             **kwargs,
         )
-        self.on_msg(self._handle_custom_msg)
 
     # ---- the image -------------------------------------------------------------------------
 
@@ -240,25 +240,42 @@ class CNNExplainer(anywidget.AnyWidget):
         if resend:
             self.send_state(resend)
 
-    def _handle_custom_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
-        if not isinstance(content, dict):
-            return
-        kind = content.get("type")
-        if kind == "upload":
-            self._handle_upload(content, buffers)
-        elif kind == "choose":
-            index = content.get("index")
-            if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):
-                file_name, label = DEFAULT_IMAGES[index]
-                self._show(self._load(default_image_path(file_name)), label, "default")
+    def _handle_custom_msg(self, *args: Any) -> None:
+        """Handle a custom message from the front end: an upload or a default-image choice.
 
-    def _handle_upload(self, content: dict[str, Any], buffers: list[Any]) -> None:
+        ipywidgets calls this as ``(content, buffers)`` for every ``"custom"`` comm message;
+        the `on_msg` callback form ``(widget, content, buffers)`` is accepted too. A malformed
+        message is ignored and a bad upload sets `error`: nothing a message holds raises here.
+        """
+        if len(args) == 3:
+            args = args[1:]
+        if len(args) != 2:
+            return
+        content, buffers = args
+        if isinstance(content, dict):
+            kind = content.get("type")
+            if kind == "upload":
+                self._handle_upload(content, buffers)
+            elif kind == "choose":
+                index = content.get("index")
+                if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):
+                    file_name, label = DEFAULT_IMAGES[index]
+                    self._show(self._load(default_image_path(file_name)), label, "default")
+        # Callbacks a user registered with on_msg still run.
+        super()._handle_custom_msg(content, buffers)
+
+    def _handle_upload(self, content: dict[str, Any], buffers: Any) -> None:
         name = content.get("name")
         name = _short(name, 80) if isinstance(name, str) and name else "the uploaded file"
-        if len(buffers) != 1:
-            self.error = f"Could not use {name}: expected one file, got {len(buffers)}."
+        if not isinstance(buffers, list | tuple) or len(buffers) != 1:
+            count = len(buffers) if isinstance(buffers, list | tuple) else 0
+            self.error = f"Could not use {name}: expected one file, got {count}."
             return
-        size = memoryview(buffers[0]).nbytes
+        try:
+            size = memoryview(buffers[0]).nbytes
+        except TypeError:
+            self.error = f"Could not use {name}: the file did not arrive as bytes."
+            return
         if size > MAX_UPLOAD_BYTES:
             self.error = (
                 f"Could not use {name}: it is {size:,} bytes; uploads up to "
@@ -274,7 +291,8 @@ class CNNExplainer(anywidget.AnyWidget):
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    # reprlib bounds the work: a huge or deeply nested value is never fully repr()'d.
+    text = value if isinstance(value, str) else reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
