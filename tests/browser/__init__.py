@@ -1,0 +1,1 @@
+"""Real-browser tests (JupyterLab + Chromium); a package so its conftest does not shadow tests/conftest.py."""
