@@ -1,0 +1,336 @@
+// anywidget entry: wires the model's traits to the overview, the toolbar, the error banner and
+// the detail panel. Decoding and drawing happen once per animation frame with the latest state
+// only, so a burst of updates never queues up.
+
+import type { AnyModel, RenderProps } from "@anywidget/types";
+import "./styles.css";
+import { type ColorScale, isColorScale } from "./colors";
+import { type DetailView, type Selection, renderDetail } from "./detail/index";
+import { Overview } from "./overview/overview";
+import {
+  type Activations,
+  type ActivationsMessage,
+  type Network,
+  type NetworkMessage,
+  decodeActivations,
+  decodeNetwork,
+} from "./payload";
+import { ErrorBanner } from "./ui/banner";
+import { h } from "./ui/dom";
+import { type Thumbnail, Toolbar } from "./ui/toolbar";
+
+export interface WidgetModel {
+  _network: NetworkMessage | Record<string, never>;
+  _activations: ActivationsMessage | Record<string, never>;
+  _thumbnails: Thumbnail[];
+  selected: Selection | null;
+  color_scale: string;
+  error: string;
+  busy: boolean;
+}
+
+/** Largest file the front end sends (the kernel refuses larger ones anyway). */
+const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
+
+function hasPayload(msg: unknown): boolean {
+  return typeof msg === "object" && msg !== null && "version" in msg;
+}
+
+export class CnnExplainerView {
+  readonly root: HTMLDivElement;
+  private readonly banner: ErrorBanner;
+  private readonly toolbar: Toolbar;
+  private readonly overview: Overview;
+  private readonly detailHost: HTMLDivElement;
+  private readonly ro: ResizeObserver | null;
+  private network: Network | null = null;
+  private acts: Activations | null = null;
+  private scale: ColorScale = "unit";
+  private selection: Selection | null = null;
+  private detail: DetailView | null = null;
+  private detailLayer = "";
+  private fatal = "";
+  private networkDirty = true;
+  private actsDirty = true;
+  private paintDirty = true;
+  private frame = 0;
+  private timer = 0;
+  private received = 0;
+  private readonly handlers: [string, () => void][] = [];
+
+  constructor(
+    private readonly model: AnyModel<WidgetModel>,
+    el: HTMLElement,
+  ) {
+    this.root = h("div", {
+      class: "cnnx-root cnnx-dropzone",
+      "data-ready": "0",
+      "data-seq": "",
+      "data-prediction": "",
+      "data-color-scale": "unit",
+      "data-detail": "",
+    });
+    this.banner = new ErrorBanner(this.root);
+    this.toolbar = new Toolbar(this.root, {
+      onChoose: (index) => model.send({ type: "choose", index }),
+      onFile: (file) => this.upload(file),
+      onColorScale: (s) => {
+        model.set("color_scale", s);
+        model.save_changes();
+      },
+    });
+    const wrap = h("div", { class: "cnnx-overview-wrap" });
+    this.root.append(wrap);
+    this.overview = new Overview(wrap, { onSelect: (sel) => this.select(sel) });
+    this.detailHost = h("div", { class: "cnnx-detail-host" });
+    this.detailHost.hidden = true;
+    this.root.append(this.detailHost, h("div", { class: "cnnx-drop-hint", "aria-hidden": "true" }, "Drop an image to explain it"));
+    el.append(this.root);
+
+    this.on("change:_network", () => {
+      this.networkDirty = true;
+      this.schedule();
+    });
+    this.on("change:_activations", () => {
+      this.actsDirty = true;
+      this.received = performance.now();
+      this.schedule();
+    });
+    this.on("change:_thumbnails", () => this.syncThumbnails());
+    this.on("change:color_scale", () => this.syncScale());
+    this.on("change:selected", () => this.syncSelection());
+    this.on("change:error", () => this.syncError());
+    this.on("change:busy", () => this.syncBusy());
+
+    this.root.addEventListener("keydown", this.onKeyDown);
+    this.root.addEventListener("dragover", this.onDragOver);
+    this.root.addEventListener("dragleave", this.onDragLeave);
+    this.root.addEventListener("drop", this.onDrop);
+
+    this.syncThumbnails();
+    this.syncBusy();
+    this.syncError();
+    this.scale = this.readScale();
+    this.toolbar.setColorScale(this.scale);
+    this.root.dataset.colorScale = this.scale;
+    this.selection = model.get("selected") ?? null;
+
+    this.ro = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => this.onResize());
+    this.ro?.observe(this.root);
+    this.received = performance.now();
+    this.flush(); // first draw synchronously: the cell shows the network at once
+  }
+
+  private on(event: string, fn: () => void): void {
+    this.model.on(event, fn);
+    this.handlers.push([event, fn]);
+  }
+
+  private readScale(): ColorScale {
+    const v = this.model.get("color_scale");
+    return isColorScale(v) ? v : "unit";
+  }
+
+  // ---- drawing -------------------------------------------------------------------------------
+
+  /** Draw the latest state on the next frame (at most one pending). */
+  private schedule(): void {
+    if (this.frame || this.timer) return;
+    const run = () => {
+      if (this.frame) cancelAnimationFrame(this.frame);
+      if (this.timer) clearTimeout(this.timer);
+      this.frame = 0;
+      this.timer = 0;
+      this.flush();
+    };
+    this.frame = requestAnimationFrame(run);
+    // Hidden tabs get no animation frames; do not leave the view stale there.
+    this.timer = window.setTimeout(run, 150);
+  }
+
+  private flush(): void {
+    try {
+      if (this.networkDirty) {
+        this.networkDirty = false;
+        const msg = this.model.get("_network");
+        if (!hasPayload(msg)) return;
+        this.network = decodeNetwork(msg as NetworkMessage);
+        this.overview.setNetwork(this.network);
+        this.overview.resize(this.width());
+        this.overview.setSelection(this.selection);
+        this.paintDirty = true;
+      }
+      if (!this.network) return;
+      if (this.actsDirty) {
+        this.actsDirty = false;
+        const msg = this.model.get("_activations");
+        if (!hasPayload(msg)) return;
+        this.acts = decodeActivations(msg as ActivationsMessage);
+        this.paintDirty = true;
+      }
+      if (this.acts && this.paintDirty) {
+        this.paintDirty = false;
+        const top = this.overview.paint(this.acts, this.scale);
+        this.toolbar.setCurrent(this.acts.image.name);
+        this.root.dataset.prediction = top;
+        this.root.dataset.seq = String(this.acts.seq);
+        this.root.dataset.drawMs = (performance.now() - this.received).toFixed(1);
+        this.root.dataset.ready = "1";
+        this.syncDetail();
+      }
+      if (this.fatal) {
+        this.fatal = "";
+        this.syncError();
+      }
+    } catch (err) {
+      // A payload this front end cannot read (e.g. a version mismatch): say so, do not crash.
+      this.fatal = err instanceof Error ? err.message : String(err);
+      this.banner.set(this.fatal);
+      this.root.dataset.fatal = "1";
+      console.error("cnn-explainer-widget:", err);
+    }
+  }
+
+  private width(): number {
+    return this.root.clientWidth || this.root.getBoundingClientRect().width || 900;
+  }
+
+  private onResize(): void {
+    this.overview.resize(this.width());
+  }
+
+  // ---- traits --------------------------------------------------------------------------------
+
+  private syncThumbnails(): void {
+    const list = this.model.get("_thumbnails");
+    this.toolbar.setThumbnails(Array.isArray(list) ? list : []);
+    if (this.acts) this.toolbar.setCurrent(this.acts.image.name);
+  }
+
+  private syncScale(): void {
+    this.scale = this.readScale();
+    this.toolbar.setColorScale(this.scale);
+    this.root.dataset.colorScale = this.scale;
+    this.paintDirty = true;
+    this.schedule();
+  }
+
+  private syncError(): void {
+    const msg = this.model.get("error");
+    this.banner.set(this.fatal || (typeof msg === "string" ? msg : ""));
+  }
+
+  private syncBusy(): void {
+    const busy = !!this.model.get("busy");
+    this.toolbar.setBusy(busy);
+    this.root.dataset.busy = busy ? "1" : "0";
+  }
+
+  private syncSelection(): void {
+    const sel = this.model.get("selected");
+    this.selection = sel && typeof sel.layer === "string" && typeof sel.index === "number" ? sel : null;
+    this.overview.setSelection(this.selection);
+    this.syncDetail();
+  }
+
+  private syncDetail(): void {
+    const sel = this.selection;
+    const known = sel !== null && this.overview.columns.some((c) => c.layer === sel.layer);
+    if (!sel || !known || !this.network || !this.acts) {
+      this.detail?.destroy();
+      this.detail = null;
+      this.detailLayer = "";
+      this.detailHost.hidden = true;
+      this.root.dataset.detail = "";
+      return;
+    }
+    const ctx = {
+      network: this.network,
+      activations: this.acts,
+      selection: sel,
+      select: (s: Selection | null) => this.select(s),
+      colorScale: this.scale,
+    };
+    this.detailHost.hidden = false;
+    try {
+      if (this.detail && this.detailLayer === sel.layer) this.detail.update(ctx);
+      else {
+        this.detail?.destroy();
+        this.detail = null;
+        this.detailHost.replaceChildren();
+        this.detail = renderDetail(this.detailHost, ctx);
+        this.detailLayer = sel.layer;
+      }
+    } catch (err) {
+      console.error("cnn-explainer-widget: detail view failed", err);
+      this.detailHost.replaceChildren(h("div", { class: "cnnx-detail-failed" }, `Could not draw ${sel.layer}: ${String(err)}`));
+      this.detail = null;
+      this.detailLayer = "";
+    }
+    this.root.dataset.detail = sel.layer;
+  }
+
+  private select(sel: Selection | null): void {
+    const value = sel ? { ...sel } : null;
+    this.model.set("selected", value);
+    this.model.save_changes();
+  }
+
+  // ---- input ---------------------------------------------------------------------------------
+
+  private upload(file: File): void {
+    if (file.size > MAX_UPLOAD_BYTES) {
+      this.banner.set(`Could not use ${file.name}: it is ${file.size.toLocaleString()} bytes; uploads up to ${MAX_UPLOAD_BYTES.toLocaleString()} bytes are accepted.`);
+      return;
+    }
+    file.arrayBuffer().then(
+      (buf) => this.model.send({ type: "upload", name: file.name }, undefined, [buf]),
+      (err) => this.banner.set(`Could not read ${file.name}: ${String(err)}`),
+    );
+  }
+
+  private onKeyDown = (e: KeyboardEvent) => {
+    if (e.key === "Escape" && this.selection) {
+      e.preventDefault();
+      e.stopPropagation();
+      this.select(null);
+    }
+  };
+
+  private onDragOver = (e: DragEvent) => {
+    if (!e.dataTransfer || ![...e.dataTransfer.types].includes("Files")) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "copy";
+    this.root.classList.add("cnnx-dragging");
+  };
+
+  private onDragLeave = (e: DragEvent) => {
+    if (!this.root.contains(e.relatedTarget as Node | null)) this.root.classList.remove("cnnx-dragging");
+  };
+
+  private onDrop = (e: DragEvent) => {
+    this.root.classList.remove("cnnx-dragging");
+    const file = e.dataTransfer?.files?.[0];
+    if (!file) return;
+    e.preventDefault();
+    this.upload(file);
+  };
+
+  destroy(): void {
+    for (const [event, fn] of this.handlers) this.model.off(event as "change:_network", fn);
+    if (this.frame) cancelAnimationFrame(this.frame);
+    if (this.timer) clearTimeout(this.timer);
+    this.ro?.disconnect();
+    this.detail?.destroy();
+    this.toolbar.destroy();
+    this.overview.destroy();
+    this.root.remove();
+  }
+}
+
+export default {
+  render({ model, el }: RenderProps<WidgetModel>) {
+    const view = new CnnExplainerView(model, el);
+    return () => view.destroy();
+  },
+};

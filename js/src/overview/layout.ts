@@ -1,0 +1,197 @@
+// Where everything in the overview goes for a given cell width. Pure: columns + width in,
+// positions out, so it is unit-tested and recomputed on every resize without touching data.
+
+import type { Column } from "./columns";
+import { shapeLabel } from "./columns";
+
+export interface LayoutOptions {
+  /** Most neurons shown at once in a heatmap column; wider layers are paged. */
+  rowsCap: number;
+  maxNode: number;
+  padX: number;
+}
+
+export const DEFAULT_LAYOUT: LayoutOptions = { rowsCap: 10, maxNode: 56, padX: 10 };
+
+export interface ColumnLayout {
+  /** Left edge of the column's slot and its width. */
+  x: number;
+  width: number;
+  /** Size of one neuron's element. */
+  itemW: number;
+  itemH: number;
+  /** Neurons shown per page, number of pages (1 = no pager). */
+  perPage: number;
+  pages: number;
+  /** 0 or 1: staggered title row (when neighbouring titles would collide). */
+  titleRow: number;
+  /** Estimated title width in px at the layout's font size. */
+  titleWidth: number;
+}
+
+export interface Layout {
+  width: number;
+  height: number;
+  /** Heatmap side in px. */
+  node: number;
+  rowPitch: number;
+  titleTop: number;
+  titleHeight: number;
+  titleFont: number;
+  bodyTop: number;
+  bodyHeight: number;
+  pagerTop: number;
+  legendTop: number;
+  stagger: boolean;
+  columns: ColumnLayout[];
+}
+
+export interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
+
+/** Rough text width (px) of `text` in the UI sans font at `font` px. */
+export function textWidth(text: string, font: number): number {
+  return text.length * font * 0.58;
+}
+
+export function titleText(col: Column): [string, string] {
+  return [col.layer, `(${shapeLabel(col.shape)})`];
+}
+
+function gapBefore(col: Column, s: number): number {
+  if (col.link === "full") return Math.max(2 * s, 12);
+  return Math.max(0.6 * s, 6);
+}
+
+function outputWidth(width: number): number {
+  return clamp(Math.round(width * 0.11), 92, 150);
+}
+
+/** Total width of the columns (without outer padding) for node size `s`. */
+function contentWidth(cols: Column[], s: number, outW: number): number {
+  let w = 0;
+  cols.forEach((c, i) => {
+    if (i > 0) w += gapBefore(c, s);
+    w += c.kind === "output" ? outW : s;
+  });
+  return w;
+}
+
+export function computeLayout(cols: Column[], width: number, opts: LayoutOptions = DEFAULT_LAYOUT): Layout {
+  const W = Math.max(width, 200);
+  const avail = W - 2 * opts.padX;
+  const outW = outputWidth(W);
+  // Largest node size that fits (bisection; contentWidth grows with s).
+  let lo = 4;
+  let hi = opts.maxNode;
+  if (contentWidth(cols, hi, outW) <= avail) lo = hi;
+  else {
+    for (let it = 0; it < 30; it++) {
+      const mid = (lo + hi) / 2;
+      if (contentWidth(cols, mid, outW) <= avail) lo = mid;
+      else hi = mid;
+    }
+  }
+  // In a very narrow cell the maps get small, but everything stays inside it.
+  const s = Math.max(4, Math.floor(lo));
+  // Spread leftover width into the gaps (at most doubling them), then centre.
+  const base = contentWidth(cols, s, outW);
+  let gapTotal = 0;
+  cols.forEach((c, i) => {
+    if (i > 0) gapTotal += gapBefore(c, s);
+  });
+  const spare = Math.max(0, avail - base);
+  const grow = gapTotal > 0 ? Math.min(1, spare / gapTotal) : 0;
+  const used = base + gapTotal * grow;
+  let x = opts.padX + Math.max(0, (avail - used) / 2);
+
+  const spatialCounts = cols.filter((c) => c.kind === "map" || c.kind === "input").map((c) => c.count);
+  const rows = clamp(Math.max(1, ...spatialCounts), 1, opts.rowsCap);
+  const rowPitch = Math.round(s + Math.max(8, 0.45 * s));
+  const bodyHeight = rows * rowPitch;
+
+  // Titles: shrink the font a little when crowded, stagger when still colliding.
+  let titleFont = s >= 30 ? 11 : 10;
+  const columns: ColumnLayout[] = [];
+  cols.forEach((c, i) => {
+    if (i > 0) x += gapBefore(c, s) * (1 + grow);
+    const w = c.kind === "output" ? outW : s;
+    let itemW = s;
+    let itemH = s;
+    let perPage = Math.min(c.count, rows);
+    if (c.kind === "vector") {
+      const cell = clamp(Math.round(s * 0.4), 8, 16);
+      itemW = itemH = cell;
+      perPage = Math.min(c.count, Math.max(1, Math.floor(bodyHeight / (cell + 3))));
+    } else if (c.kind === "output") {
+      itemW = outW;
+      itemH = Math.min(rowPitch - 4, 30);
+      perPage = Math.min(c.count, Math.max(rows, Math.floor(bodyHeight / 26)));
+      if (perPage < c.count) itemH = Math.min(itemH, Math.floor(bodyHeight / perPage) - 2);
+    }
+    const pages = Math.max(1, Math.ceil(c.count / perPage));
+    columns.push({ x, width: w, itemW, itemH, perPage, pages, titleRow: 0, titleWidth: 0 });
+    x += w;
+  });
+  const collides = (font: number) =>
+    cols.some((c, i) => {
+      if (i === 0) return false;
+      const a = columns[i - 1];
+      const b = columns[i];
+      const wa = Math.max(...titleText(cols[i - 1]).map((t) => textWidth(t, font)));
+      const wb = Math.max(...titleText(c).map((t) => textWidth(t, font)));
+      const ca = a.x + a.width / 2;
+      const cb = b.x + b.width / 2;
+      return cb - ca < (wa + wb) / 2 + 4;
+    });
+  if (collides(titleFont)) titleFont = 10;
+  const stagger = collides(titleFont);
+  columns.forEach((cl, i) => {
+    cl.titleRow = stagger ? i % 2 : 0;
+    cl.titleWidth = Math.max(...titleText(cols[i]).map((t) => textWidth(t, titleFont)));
+  });
+  const lineH = Math.round(titleFont * 1.3);
+  const titleHeight = (stagger ? 4 : 2) * lineH + 6;
+  const titleTop = 4;
+  const bodyTop = titleTop + titleHeight;
+  const paged = columns.some((c) => c.pages > 1);
+  const pagerTop = bodyTop + bodyHeight + 4;
+  const legendTop = pagerTop + (paged ? 22 : 0) + 4;
+  const height = legendTop + 36;
+  return {
+    width: W,
+    height,
+    node: s,
+    rowPitch,
+    titleTop,
+    titleHeight,
+    titleFont,
+    bodyTop,
+    bodyHeight,
+    pagerTop,
+    legendTop,
+    stagger,
+    columns,
+  };
+}
+
+/** Neuron indices on page `page` of a column. */
+export function pageRange(cl: ColumnLayout, count: number, page: number): [number, number] {
+  const p = clamp(page, 0, cl.pages - 1);
+  const start = p * cl.perPage;
+  return [start, Math.min(count, start + cl.perPage)];
+}
+
+/** Rectangle of the `slot`-th of `visible` neurons shown in a column (spread over the body). */
+export function itemRect(layout: Layout, col: number, slot: number, visible: number): Rect {
+  const cl = layout.columns[col];
+  const pitch = layout.bodyHeight / Math.max(1, visible);
+  const cy = layout.bodyTop + pitch * (slot + 0.5);
+  return { x: cl.x + (cl.width - cl.itemW) / 2, y: Math.round(cy - cl.itemH / 2), w: cl.itemW, h: cl.itemH };
+}

@@ -1,0 +1,587 @@
+// The overview: every layer of the network as a column of neurons, with edges between
+// consecutive columns. The DOM is built once per network; an activations update only repaints
+// canvases, bars, legends and labels.
+
+import type { Activations, Network } from "../payload";
+import {
+  type ColorScale,
+  type Legend,
+  computeLegends,
+  computeRanges,
+  divergingCss,
+  divergingGradientCss,
+  formatValue,
+  paintMap,
+  safeExtent,
+} from "../colors";
+import { h, svg } from "../ui/dom";
+import { Tooltip } from "../ui/tooltip";
+import { type Column, argmax, buildColumns, probabilities, rangeSources, sourcesOf } from "./columns";
+import { type Layout, type Rect, computeLayout, itemRect, pageRange, titleText } from "./layout";
+
+export interface NeuronRef {
+  layer: string;
+  index: number;
+}
+
+export interface OverviewOptions {
+  /** A neuron was clicked or activated with the keyboard. */
+  onSelect(sel: NeuronRef): void;
+}
+
+interface NeuronView {
+  el: HTMLDivElement;
+  ctx: CanvasRenderingContext2D | null;
+  image: ImageData | null;
+  bar: HTMLDivElement | null;
+  prob: HTMLSpanElement | null;
+}
+
+const CHANNEL_NAMES = ["Red", "Green", "Blue"];
+
+export class Overview {
+  readonly el: HTMLDivElement;
+  private readonly opts: OverviewOptions;
+  private readonly edges: SVGSVGElement;
+  private readonly tooltip: Tooltip;
+  private network: Network | null = null;
+  private cols: Column[] = [];
+  private layout: Layout | null = null;
+  private width = 900;
+  private pages: number[] = [];
+  private neurons: NeuronView[][] = [];
+  private rects: (Rect | undefined)[][] = [];
+  private titles: HTMLDivElement[] = [];
+  private pagers: (HTMLDivElement | null)[] = [];
+  private readonly legendLayer: HTMLDivElement;
+  private faint: SVGPathElement[] = [];
+  private readonly hotPath: SVGPathElement;
+  private readonly selPath: SVGPathElement;
+  private acts: Activations | null = null;
+  private policy: ColorScale = "unit";
+  private extents = new Map<string, Float64Array>();
+  private probs: Float32Array = new Float32Array(0);
+  private hover: { col: number; index: number } | null = null;
+  private selection: NeuronRef | null = null;
+
+  constructor(parent: HTMLElement, opts: OverviewOptions) {
+    this.opts = opts;
+    this.el = h("div", { class: "cnnx-overview" });
+    this.edges = svg("svg", { class: "cnnx-edges", "aria-hidden": "true" });
+    this.hotPath = svg("path", { class: "cnnx-edge-hot" });
+    this.selPath = svg("path", { class: "cnnx-edge-sel" });
+    this.legendLayer = h("div", { class: "cnnx-legends" });
+    this.el.append(this.edges, this.legendLayer);
+    this.tooltip = new Tooltip(this.el);
+    parent.append(this.el);
+    this.el.addEventListener("pointerover", this.onPointerOver);
+    this.el.addEventListener("pointerleave", this.onPointerLeave);
+    this.el.addEventListener("focusin", this.onFocusIn);
+    this.el.addEventListener("focusout", this.onFocusOut);
+    this.el.addEventListener("click", this.onClick);
+    this.el.addEventListener("keydown", this.onKeyDown);
+  }
+
+  /** The columns (for tests and the host). */
+  get columns(): readonly Column[] {
+    return this.cols;
+  }
+
+  /** Build the DOM for `network` (once per network). */
+  setNetwork(network: Network): void {
+    this.network = network;
+    this.cols = buildColumns(network);
+    this.pages = this.cols.map(() => 0);
+    for (const col of this.neurons.flat()) col.el.remove();
+    for (const t of this.titles) t.remove();
+    for (const p of this.pagers) p?.remove();
+    this.edges.replaceChildren();
+    this.faint = [];
+    this.neurons = [];
+    this.titles = [];
+    this.pagers = [];
+    for (const col of this.cols) {
+      const path = svg("path", { class: `cnnx-edge cnnx-edge-${col.link}` });
+      this.edges.append(path);
+      this.faint.push(path);
+      const [name, shape] = titleText(col);
+      const title = h(
+        "div",
+        { class: "cnnx-col-title", title: `${name} ${shape}` },
+        h("span", { class: "cnnx-col-name" }, name),
+        h("span", { class: "cnnx-col-shape" }, shape),
+      );
+      this.titles.push(title);
+      this.el.append(title);
+      const views: NeuronView[] = [];
+      for (let i = 0; i < col.count; i++) {
+        views.push(this.buildNeuron(col, i));
+      }
+      this.neurons.push(views);
+      this.pagers.push(null);
+    }
+    this.edges.append(this.hotPath, this.selPath);
+    this.hover = null;
+    this.relayout();
+  }
+
+  private buildNeuron(col: Column, i: number): NeuronView {
+    const network = this.network!;
+    let label = `${col.layer} neuron ${i}`;
+    if (col.kind === "output") label += ` (${network.classes[i] ?? i})`;
+    else if (col.kind === "input" && col.count === 3) label += ` (${CHANNEL_NAMES[i]} channel)`;
+    const el = h("div", {
+      class: `cnnx-neuron cnnx-${col.kind}`,
+      "data-layer": col.layer,
+      "data-index": String(i),
+      "data-kind": col.kind,
+      tabindex: "0",
+      role: "button",
+      "aria-label": label,
+    });
+    const view: NeuronView = { el, ctx: null, image: null, bar: null, prob: null };
+    if (col.kind === "input" || col.kind === "map") {
+      const [hh, ww] = col.shape;
+      const canvas = h("canvas", { class: "cnnx-map", width: String(ww), height: String(hh) });
+      el.append(canvas);
+      const ctx = canvas.getContext("2d");
+      if (ctx) {
+        view.ctx = ctx;
+        view.image = ctx.createImageData(ww, hh);
+      }
+      if (col.kind === "input" && col.count === 3) {
+        el.append(h("span", { class: `cnnx-channel cnnx-channel-${i}` }, CHANNEL_NAMES[i]));
+      }
+    } else if (col.kind === "output") {
+      const prob = h("span", { class: "cnnx-prob" });
+      const bar = h("div", { class: "cnnx-bar-fill" });
+      el.append(
+        h("div", { class: "cnnx-out-line" }, h("span", { class: "cnnx-class-name" }, network.classes[i] ?? `class ${i}`), prob),
+        h("div", { class: "cnnx-bar" }, bar),
+      );
+      view.bar = bar;
+      view.prob = prob;
+    }
+    this.el.append(el);
+    return view;
+  }
+
+  /** Lay out for a new width (no repaint of the maps). */
+  resize(width: number): void {
+    if (Math.abs(width - this.width) < 1 && this.layout) return;
+    this.width = width;
+    this.relayout();
+  }
+
+  private relayout(): void {
+    if (!this.network) return;
+    const L = computeLayout(this.cols, this.width);
+    this.layout = L;
+    this.el.style.height = `${L.height}px`;
+    this.el.style.setProperty("--cnnx-title-font", `${L.titleFont}px`);
+    this.edges.setAttribute("width", String(L.width));
+    this.edges.setAttribute("height", String(L.height));
+    this.edges.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
+    const lineH = Math.round(L.titleFont * 1.3);
+    this.cols.forEach((col, c) => {
+      const cl = L.columns[c];
+      const t = this.titles[c];
+      const tw = Math.max(cl.width, Math.min(cl.titleWidth + 8, cl.width + 120));
+      t.style.left = `${Math.round(cl.x + cl.width / 2 - tw / 2)}px`;
+      t.style.width = `${Math.round(tw)}px`;
+      t.style.top = `${L.titleTop + cl.titleRow * 2 * lineH}px`;
+      this.pages[c] = Math.min(this.pages[c], cl.pages - 1);
+      this.syncPager(c);
+    });
+    this.placeAll();
+  }
+
+  /** Position every column's neurons for the current pages, then the edges and legends. */
+  private placeAll(): void {
+    this.rects = this.cols.map((_, c) => this.placeColumn(c));
+    this.drawEdges();
+    this.renderLegends();
+    this.refreshHighlights();
+  }
+
+  private placeColumn(c: number): (Rect | undefined)[] {
+    const L = this.layout!;
+    const col = this.cols[c];
+    const cl = L.columns[c];
+    const [a, b] = pageRange(cl, col.count, this.pages[c]);
+    const rects: (Rect | undefined)[] = [];
+    this.neurons[c].forEach((v, i) => {
+      if (i < a || i >= b) {
+        v.el.style.display = "none";
+        rects.push(undefined);
+        return;
+      }
+      const r = itemRect(L, c, i - a, b - a);
+      rects.push(r);
+      const s = v.el.style;
+      s.display = "";
+      s.left = `${r.x}px`;
+      s.top = `${r.y}px`;
+      s.width = `${r.w}px`;
+      s.height = `${r.h}px`;
+    });
+    return rects;
+  }
+
+  private syncPager(c: number): void {
+    const L = this.layout!;
+    const cl = L.columns[c];
+    const col = this.cols[c];
+    let pager = this.pagers[c];
+    if (cl.pages <= 1) {
+      pager?.remove();
+      this.pagers[c] = null;
+      return;
+    }
+    if (!pager) {
+      const prev = h("button", { class: "cnnx-page-prev", type: "button", "aria-label": `previous ${col.layer} neurons` }, "‹");
+      const next = h("button", { class: "cnnx-page-next", type: "button", "aria-label": `next ${col.layer} neurons` }, "›");
+      const text = h("span", { class: "cnnx-page-text" });
+      pager = h("div", { class: "cnnx-pager", "data-layer": col.layer }, prev, text, next);
+      prev.addEventListener("click", () => this.turnPage(c, -1));
+      next.addEventListener("click", () => this.turnPage(c, 1));
+      this.el.append(pager);
+      this.pagers[c] = pager;
+    }
+    const [a, b] = pageRange(cl, col.count, this.pages[c]);
+    const w = Math.max(cl.width, 64);
+    pager.style.left = `${Math.round(cl.x + cl.width / 2 - w / 2)}px`;
+    pager.style.width = `${w}px`;
+    pager.style.top = `${L.pagerTop}px`;
+    const text = pager.querySelector(".cnnx-page-text")!;
+    text.textContent = `${a}–${b - 1}/${col.count}`;
+    pager.title = `${col.layer}: neurons ${a}–${b - 1} of ${col.count}`;
+    (pager.querySelector(".cnnx-page-prev") as HTMLButtonElement).disabled = this.pages[c] === 0;
+    (pager.querySelector(".cnnx-page-next") as HTMLButtonElement).disabled = this.pages[c] >= cl.pages - 1;
+  }
+
+  private turnPage(c: number, delta: number): void {
+    const cl = this.layout!.columns[c];
+    const p = Math.max(0, Math.min(cl.pages - 1, this.pages[c] + delta));
+    if (p === this.pages[c]) return;
+    this.pages[c] = p;
+    this.syncPager(c);
+    this.placeAll();
+  }
+
+  /** Make neuron `index` of column `c` visible (turn its column's page). */
+  private reveal(c: number, index: number): boolean {
+    const cl = this.layout?.columns[c];
+    if (!cl) return false;
+    const p = Math.floor(index / cl.perPage);
+    if (p === this.pages[c]) return false;
+    this.pages[c] = p;
+    this.syncPager(c);
+    return true;
+  }
+
+  // ---- edges ---------------------------------------------------------------------------------
+
+  private curve(a: Rect, b: Rect): string {
+    const x1 = a.x + a.w;
+    const y1 = a.y + a.h / 2;
+    const x2 = b.x;
+    const y2 = b.y + b.h / 2;
+    const xm = (x1 + x2) / 2;
+    return `M${x1} ${y1}C${xm} ${y1} ${xm} ${y2} ${x2} ${y2}`;
+  }
+
+  private incoming(c: number, index: number): string {
+    const col = this.cols[c];
+    const to = this.rects[c]?.[index];
+    if (c === 0 || !to) return "";
+    const src = this.rects[c - 1];
+    return sourcesOf(col, this.cols[c - 1], index)
+      .map((j) => src[j])
+      .filter((r): r is Rect => !!r)
+      .map((r) => this.curve(r, to))
+      .join("");
+  }
+
+  private drawEdges(): void {
+    this.cols.forEach((_, c) => {
+      let d = "";
+      if (c > 0) {
+        this.rects[c].forEach((r, i) => {
+          if (r) d += this.incoming(c, i);
+        });
+      }
+      this.faint[c].setAttribute("d", d);
+    });
+  }
+
+  // ---- hover, focus, selection ---------------------------------------------------------------
+
+  private neuronAt(target: EventTarget | null): { col: number; index: number; el: HTMLElement } | null {
+    const el = (target as Element | null)?.closest?.(".cnnx-neuron") as HTMLElement | null;
+    if (!el || !this.el.contains(el)) return null;
+    const col = this.cols.findIndex((c) => c.layer === el.dataset.layer);
+    const index = Number(el.dataset.index);
+    return col < 0 ? null : { col, index, el };
+  }
+
+  private onPointerOver = (e: PointerEvent) => {
+    const n = this.neuronAt(e.target);
+    if (n) this.setHover(n.col, n.index);
+  };
+
+  private onPointerLeave = () => {
+    if (!this.el.contains(document.activeElement)) this.setHover(null);
+    else {
+      const n = this.neuronAt(document.activeElement);
+      this.setHover(n ? n.col : null, n?.index ?? 0);
+    }
+  };
+
+  private onFocusIn = (e: FocusEvent) => {
+    const n = this.neuronAt(e.target);
+    if (n) this.setHover(n.col, n.index);
+  };
+
+  private onFocusOut = (e: FocusEvent) => {
+    if (!this.neuronAt(e.relatedTarget)) this.setHover(null);
+  };
+
+  private onClick = (e: MouseEvent) => {
+    const n = this.neuronAt(e.target);
+    if (n) this.opts.onSelect({ layer: this.cols[n.col].layer, index: n.index });
+  };
+
+  private onKeyDown = (e: KeyboardEvent) => {
+    const n = this.neuronAt(e.target);
+    if (!n) return;
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      this.opts.onSelect({ layer: this.cols[n.col].layer, index: n.index });
+      return;
+    }
+    let c = n.col;
+    let i = n.index;
+    if (e.key === "ArrowDown") i += 1;
+    else if (e.key === "ArrowUp") i -= 1;
+    else if (e.key === "ArrowRight") c += 1;
+    else if (e.key === "ArrowLeft") c -= 1;
+    else return;
+    if (c < 0 || c >= this.cols.length) return;
+    i = Math.max(0, Math.min(this.cols[c].count - 1, i));
+    e.preventDefault();
+    if (this.reveal(c, i)) this.placeAll();
+    this.neurons[c][i].el.focus();
+  };
+
+  private setHover(col: number | null, index = 0): void {
+    this.hover = col === null ? null : { col, index };
+    this.refreshHighlights();
+  }
+
+  /** Open the elastic view for `sel` (null: back to the overview). */
+  setSelection(sel: NeuronRef | null): void {
+    this.selection = sel;
+    if (sel && this.layout) {
+      const c = this.cols.findIndex((col) => col.layer === sel.layer);
+      if (c >= 0) {
+        let moved = this.reveal(c, sel.index);
+        if (c > 0 && this.cols[c].link === "one") moved = this.reveal(c - 1, sel.index) || moved;
+        if (moved) {
+          this.placeAll();
+          return;
+        }
+      }
+    }
+    this.refreshHighlights();
+  }
+
+  private refreshHighlights(): void {
+    for (const el of this.el.querySelectorAll(".cnnx-hover, .cnnx-src, .cnnx-selected, .cnnx-feeds")) {
+      el.classList.remove("cnnx-hover", "cnnx-src", "cnnx-selected", "cnnx-feeds");
+    }
+    // Selection (elastic view).
+    const sel = this.selection;
+    const sc = sel ? this.cols.findIndex((c) => c.layer === sel.layer) : -1;
+    const selOk = sel !== null && sc >= 0 && sel.index >= 0 && sel.index < this.cols[sc].count;
+    this.el.classList.toggle("cnnx-elastic", selOk);
+    if (selOk) {
+      this.neurons[sc][sel.index].el.classList.add("cnnx-selected");
+      if (sc > 0) {
+        for (const j of sourcesOf(this.cols[sc], this.cols[sc - 1], sel.index)) {
+          this.neurons[sc - 1][j].el.classList.add("cnnx-feeds");
+        }
+      }
+      this.selPath.setAttribute("d", this.incoming(sc, sel.index));
+    } else {
+      this.selPath.setAttribute("d", "");
+    }
+    // Hover / focus.
+    const hv = this.hover;
+    if (hv && hv.col < this.cols.length && this.rects[hv.col]?.[hv.index]) {
+      this.neurons[hv.col][hv.index].el.classList.add("cnnx-hover");
+      if (hv.col > 0) {
+        for (const j of sourcesOf(this.cols[hv.col], this.cols[hv.col - 1], hv.index)) {
+          this.neurons[hv.col - 1][j].el.classList.add("cnnx-src");
+        }
+      }
+      this.hotPath.setAttribute("d", this.incoming(hv.col, hv.index));
+      this.showTooltip(hv.col, hv.index);
+    } else {
+      this.hotPath.setAttribute("d", "");
+      this.tooltip.hide();
+    }
+  }
+
+  private showTooltip(c: number, i: number): void {
+    const rect = this.rects[c]?.[i];
+    if (!rect || !this.acts || !this.network) {
+      this.tooltip.hide();
+      return;
+    }
+    const col = this.cols[c];
+    const v = this.acts.layers.get(col.layer);
+    const lines: string[] = [];
+    if (col.kind === "output") {
+      const logit = v ? v.values[i] : NaN;
+      lines.push(`${this.network.classes[i] ?? i} · ${col.layer} neuron ${i}`);
+      lines.push(`probability ${(this.probs[i] ?? NaN).toFixed(4)}`);
+      lines.push(`logit ${formatValue(logit)}`);
+    } else if (col.kind === "vector") {
+      lines.push(`${col.layer} · neuron ${i}`);
+      lines.push(`value ${formatValue(v ? v.values[i] : NaN)}`);
+      const e = this.extents.get(col.layer)?.[i];
+      if (e !== undefined) lines.push(`colour ±${formatValue(safeExtent(e))}`);
+    } else {
+      const name = col.kind === "input" && col.count === 3 ? ` (${CHANNEL_NAMES[i]})` : "";
+      lines.push(`${col.layer} · neuron ${i}${name}`);
+      if (v) lines.push(`range ${formatValue(v.min[i])} … ${formatValue(v.max[i])}`);
+      if (col.kind === "input") lines.push("colour grey 0 … 1");
+      else {
+        const e = this.extents.get(col.layer)?.[i];
+        if (e !== undefined) lines.push(`colour ±${formatValue(safeExtent(e))} (${this.policy})`);
+      }
+    }
+    this.tooltip.show(lines, rect, this.layout?.width ?? this.width);
+  }
+
+  // ---- painting ------------------------------------------------------------------------------
+
+  /** Repaint every map, bar, legend and label for `acts` under `policy`. Returns the top class. */
+  paint(acts: Activations, policy: ColorScale): string {
+    this.acts = acts;
+    this.policy = policy;
+    const network = this.network;
+    if (!network) return "";
+    const ranges = computeRanges(rangeSources(this.cols, acts), policy);
+    this.extents = new Map([...ranges].map(([k, r]) => [k, r.extents]));
+    let top = "";
+    this.cols.forEach((col, c) => {
+      const v = acts.layers.get(col.layer);
+      if (!v) return;
+      const views = this.neurons[c];
+      if (col.kind === "input" || col.kind === "map") {
+        const extents = this.extents.get(col.layer);
+        const n = v.shape.length === 3 ? v.shape[1] * v.shape[2] : 0;
+        views.forEach((view, i) => {
+          if (!view.ctx || !view.image || view.image.data.length !== n * 4) return;
+          paintMap(v.values.subarray(i * n, (i + 1) * n), view.image.data, col.kind === "input" ? "grey" : "diverging", extents?.[i] ?? 1);
+          view.ctx.putImageData(view.image, 0, 0);
+        });
+      } else if (col.kind === "vector") {
+        const extents = this.extents.get(col.layer);
+        views.forEach((view, i) => {
+          view.el.style.background = divergingCss(v.values[i], extents?.[i] ?? 1);
+        });
+      } else if (col.kind === "output") {
+        this.probs = probabilities(network, acts, col.layer);
+        const best = argmax(this.probs);
+        top = network.classes[best] ?? String(best);
+        views.forEach((view, i) => {
+          const p = this.probs[i] ?? 0;
+          view.bar!.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
+          view.prob!.textContent = p >= 0.995 ? "1.00" : p.toFixed(2);
+          view.el.classList.toggle("cnnx-top", i === best);
+        });
+      }
+    });
+    this.renderLegends();
+    if (this.hover) this.showTooltip(this.hover.col, this.hover.index);
+    return top;
+  }
+
+  private renderLegends(): void {
+    const L = this.layout;
+    if (!L || !this.acts) return;
+    const legends = computeLegends(rangeSources(this.cols, this.acts), this.policy);
+    const items: HTMLElement[] = [];
+    const at = (layer: string) => this.cols.findIndex((c) => c.layer === layer);
+    const place = (el: HTMLElement, c0: number, c1: number) => {
+      const a = L.columns[c0];
+      const b = L.columns[c1];
+      el.style.left = `${Math.round(a.x)}px`;
+      el.style.width = `${Math.round(b.x + b.width - a.x)}px`;
+      el.style.top = `${L.legendTop}px`;
+    };
+    // Input: grey 0..1.
+    const inputLegend = this.legendBox("cnnx-legend-grey", "linear-gradient(to right, #000, #fff)", ["0", "0.5", "1"], null, "");
+    place(inputLegend, 0, 0);
+    items.push(inputLegend);
+    for (const lg of legends) {
+      const c0 = at(lg.layers[0]);
+      const c1 = at(lg.layers[lg.layers.length - 1]);
+      if (c0 < 0 || c1 < 0) continue;
+      const el = this.divergingLegend(lg);
+      el.dataset.layers = lg.layers.join(" ");
+      place(el, c0, c1);
+      items.push(el);
+    }
+    const out = this.cols.findIndex((c) => c.kind === "output");
+    if (out >= 0) {
+      const el = this.legendBox("cnnx-legend-prob", "", ["0", "probability", "1"], null, "");
+      place(el, out, out);
+      items.push(el);
+    }
+    this.legendLayer.replaceChildren(...items);
+  }
+
+  private divergingLegend(lg: Legend): HTMLDivElement {
+    const range = `values ${formatValue(lg.min)} … ${formatValue(lg.max)}`;
+    if (lg.extent === null) {
+      return this.legendBox("cnnx-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `each neuron: ±its own max · ${range}`);
+    }
+    const e = safeExtent(lg.extent);
+    return this.legendBox("cnnx-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], range);
+  }
+
+  private legendBox(cls: string, gradient: string, labels: string[], marks: [number, number] | null, caption: string): HTMLDivElement {
+    const bar = h("div", { class: "cnnx-legend-bar" });
+    if (gradient) bar.style.background = gradient;
+    if (marks) {
+      for (const m of marks) {
+        if (!Number.isFinite(m)) continue;
+        const t = h("div", { class: "cnnx-legend-mark" });
+        t.style.left = `${((Math.max(-1, Math.min(1, m)) + 1) / 2) * 100}%`;
+        bar.append(t);
+      }
+    }
+    const el = h(
+      "div",
+      { class: `cnnx-legend ${cls}` },
+      bar,
+      h("div", { class: "cnnx-legend-labels" }, ...labels.map((l) => h("span", {}, l))),
+    );
+    if (caption) el.append(h("div", { class: "cnnx-legend-caption", title: caption }, caption));
+    return el;
+  }
+
+  destroy(): void {
+    this.el.removeEventListener("pointerover", this.onPointerOver);
+    this.el.removeEventListener("pointerleave", this.onPointerLeave);
+    this.el.removeEventListener("focusin", this.onFocusIn);
+    this.el.removeEventListener("focusout", this.onFocusOut);
+    this.el.removeEventListener("click", this.onClick);
+    this.el.removeEventListener("keydown", this.onKeyDown);
+    this.el.remove();
+  }
+}
