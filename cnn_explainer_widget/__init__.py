@@ -2,6 +2,7 @@
 
 from cnn_explainer_widget._safetensors import WeightsFileError
 from cnn_explainer_widget._widget import CNNExplainer, InvalidSelection
+from cnn_explainer_widget.datasets import make_shapes, write_image_folder
 from cnn_explainer_widget.explain import Neuron, explain_neuron
 from cnn_explainer_widget.images import DEFAULT_IMAGES, load_image
 from cnn_explainer_widget.model import (
@@ -13,6 +14,8 @@ from cnn_explainer_widget.model import (
     load_tiny_vgg,
 )
 from cnn_explainer_widget.network import Flatten, Layer, Network, network_from_layers
+from cnn_explainer_widget.saving import load_model
+from cnn_explainer_widget.training import TrainedModel, make_tiny_vgg, train
 
 __version__ = "0.1.0"
 
@@ -27,11 +30,17 @@ __all__ = [
     "Network",
     "Neuron",
     "TinyVGG",
+    "TrainedModel",
     "WeightsFileError",
     "activations",
     "as_network",
     "explain_neuron",
     "load_image",
+    "load_model",
     "load_tiny_vgg",
+    "make_shapes",
+    "make_tiny_vgg",
     "network_from_layers",
+    "train",
+    "write_image_folder",
 ]

@@ -152,9 +152,23 @@ def as_network(
     classes: Any = None,
     input_shape: tuple[int, int, int] | None = None,
 ) -> Network:
-    """Turn a `TinyVGG`, an ``nnx.Sequential`` or a `Network` into a `Network`."""
+    """Turn a `TinyVGG`, an ``nnx.Sequential``, a `TrainedModel` or a `Network` into a `Network`.
+
+    ``classes`` and ``input_shape`` override a `TrainedModel`'s own.
+    """
+    from cnn_explainer_widget.training import TrainedModel  # training.py imports this module
+
     if isinstance(model, Network):
         return model
+    if isinstance(model, TrainedModel):
+        classes = model.classes if classes is None else classes
+        input_shape = model.input_shape if input_shape is None else input_shape
+        if model.layer_names is not None and isinstance(model.model, nnx.Sequential):
+            return network_from_layers(
+                list(model.model.layers), input_shape, classes, names=model.layer_names,
+                name=model.name,
+            )
+        return as_network(model.model, classes, input_shape)
     if isinstance(model, TinyVGG):
         n = model.output.kernel.shape[1]
         if classes is None and n == len(CLASS_NAMES):
@@ -167,7 +181,8 @@ def as_network(
             input_shape = _infer_input_shape(model)
         return network_from_layers(list(model.layers), input_shape, classes, name="network")
     raise TypeError(
-        f"expected a TinyVGG, an nnx.Sequential or a Network, got {type(model).__name__}"
+        f"expected a TinyVGG, an nnx.Sequential, a TrainedModel or a Network, got "
+        f"{type(model).__name__}"
     )
 
 

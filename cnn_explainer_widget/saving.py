@@ -1,0 +1,269 @@
+"""Save a trained network with its class names to one file, and load it without its code.
+
+The file is a safetensors file (see `cnn_explainer_widget._safetensors`): each conv and dense
+layer's ``<layer>.kernel`` and ``<layer>.bias`` as float32 tensors, and in the metadata the
+architecture (every layer's kind and hyperparameters, padding as numbers), the class names, the
+input shape and the training history. `load_model` rebuilds an ``nnx.Sequential`` from that
+alone and checks every field and tensor, naming the one that is wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from cnn_explainer_widget._safetensors import WeightsFileError, dumps, loads
+from cnn_explainer_widget.model import as_network
+from cnn_explainer_widget.network import ACTIVATIONS, Flatten, conv_output_size
+from cnn_explainer_widget.training import TrainedModel
+
+#: Value of the ``format`` metadata field of a model file.
+FORMAT = "cnn-explainer-widget.model"
+#: Version of the model file layout.
+FORMAT_VERSION = 1
+
+
+def save_model(trained: TrainedModel, path: str | os.PathLike[str]) -> Path:
+    """Write ``trained`` (weights, architecture, classes, history) to ``path``.
+
+    Any model `as_network` accepts can be saved; `load_model` gives it back as an
+    ``nnx.Sequential`` with the same layer names and the same outputs.
+    """
+    network = as_network(trained)
+    tensors: dict[str, np.ndarray] = {}
+    layers: list[dict[str, Any]] = []
+    for layer in network.layers:
+        entry: dict[str, Any] = {"name": layer.name, "kind": layer.kind}
+        if layer.kind in ("conv", "pool"):
+            entry["kernel_size"] = list(layer.kernel_size or ())
+            entry["stride"] = list(layer.stride or ())
+            entry["padding"] = [list(p) for p in layer.padding or ()]
+        if layer.kind in ("activation", "pool"):
+            entry["function"] = layer.function
+            entry["options"] = dict(layer.options)
+        if layer.kind in ("conv", "dense"):
+            params = network.params[layer.name]
+            kernel = params["kernel"]
+            assert kernel is not None
+            entry["features"] = int(kernel.shape[-1])
+            entry["use_bias"] = params.get("bias") is not None
+            tensors[f"{layer.name}.kernel"] = kernel
+            if params.get("bias") is not None:
+                tensors[f"{layer.name}.bias"] = params["bias"]  # type: ignore[assignment]
+        layers.append(entry)
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "name": network.name,
+        "classes": json.dumps(list(network.classes)),
+        "input_shape": json.dumps(list(network.input_shape)),
+        "layers": json.dumps(layers),
+        "history": json.dumps(trained.history),
+        "best_epoch": json.dumps(trained.best_epoch),
+    }
+    path = Path(path)
+    path.write_bytes(dumps(tensors, metadata))
+    return path
+
+
+def load_model(path: str | os.PathLike[str]) -> TrainedModel:
+    """Load a model saved with `TrainedModel.save`, ready for ``CNNExplainer(model=...)``.
+
+    Raises
+    ------
+    WeightsFileError
+        If the file is missing or corrupt, is not a model file, or a metadata field or tensor
+        is missing or malformed; the message names the field or tensor.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsFileError(f"model file not found: {path}")
+    source = str(path)
+    tensors, metadata = loads(path.read_bytes(), source=source)
+    return _from_parts(tensors, metadata, source)
+
+
+def _field(metadata: dict[str, str], key: str, source: str) -> Any:
+    if key not in metadata:
+        raise WeightsFileError(f"{source}: metadata field {key!r} is missing")
+    try:
+        return json.loads(metadata[key])
+    except json.JSONDecodeError:
+        raise WeightsFileError(f"{source}: metadata field {key!r} is not valid JSON") from None
+
+
+def _ints(value: Any, n: int, what: str, source: str, minimum: int = 0) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or len(value) != n
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
+    ):
+        raise WeightsFileError(f"{source}: {what} must be {n} integers ≥ {minimum}, got {value!r}")
+    return tuple(value)
+
+
+def _from_parts(
+    tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str
+) -> TrainedModel:
+    fmt = metadata.get("format")
+    if fmt != FORMAT:
+        raise WeightsFileError(
+            f"{source}: not a cnn-explainer-widget model file (metadata field 'format' is "
+            f"{fmt!r}, expected {FORMAT!r})"
+        )
+    version = metadata.get("format_version")
+    if version != str(FORMAT_VERSION):
+        raise WeightsFileError(
+            f"{source}: metadata field 'format_version' is {version!r}; this version of "
+            f"cnn-explainer-widget reads {FORMAT_VERSION}"
+        )
+    classes = _field(metadata, "classes", source)
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise WeightsFileError(f"{source}: metadata field 'classes' must be a list of names")
+    input_shape = _ints(_field(metadata, "input_shape", source), 3, "'input_shape'", source, 1)
+    specs = _field(metadata, "layers", source)
+    if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
+        raise WeightsFileError(f"{source}: metadata field 'layers' must be a list of layers")
+    history = metadata.get("history")
+    history = json.loads(history) if history else {}
+    best_epoch = json.loads(metadata.get("best_epoch", "null"))
+
+    rngs = nnx.Rngs(0)
+    items: list[Any] = []
+    names: list[str] = []
+    used: set[str] = set()
+    shape: tuple[int, ...] = input_shape
+    for i, spec in enumerate(specs):
+        name, kind = spec.get("name"), spec.get("kind")
+        if not isinstance(name, str) or not name:
+            raise WeightsFileError(f"{source}: layer {i} of 'layers' has no name")
+        where = f"{source}: layer {name!r}"
+        if kind in ("conv", "pool"):
+            if len(shape) != 3:
+                raise WeightsFileError(f"{where}: needs an (H, W, C) input, gets {shape}")
+            kernel_size = _ints(
+                spec.get("kernel_size"), 2, f"layer {name!r} kernel_size", source, 1
+            )
+            stride = _ints(spec.get("stride"), 2, f"layer {name!r} stride", source, 1)
+            pads = spec.get("padding")
+            if not isinstance(pads, list) or len(pads) != 2:
+                raise WeightsFileError(f"{where}: padding must be two (before, after) pairs")
+            padding = tuple(_ints(p, 2, f"layer {name!r} padding", source) for p in pads)
+            oh = conv_output_size(shape[0], kernel_size[0], stride[0], *padding[0])
+            ow = conv_output_size(shape[1], kernel_size[1], stride[1], *padding[1])
+        if kind == "conv":
+            features, use_bias = _check_weights(spec, name, tensors, source)
+            kernel_shape = (*kernel_size, shape[2], features)
+            conv = nnx.Conv(
+                shape[2], features, kernel_size, strides=stride, padding=padding,
+                use_bias=use_bias, rngs=rngs,
+            )  # fmt: skip
+            _set(conv, tensors, name, kernel_shape, use_bias, source)
+            items.append(conv)
+            shape = (oh, ow, features)
+        elif kind == "dense":
+            if len(shape) != 1:
+                raise WeightsFileError(f"{where}: a dense layer needs a flat input, gets {shape}")
+            features, use_bias = _check_weights(spec, name, tensors, source)
+            dense = nnx.Linear(shape[0], features, use_bias=use_bias, rngs=rngs)
+            _set(dense, tensors, name, (shape[0], features), use_bias, source)
+            items.append(dense)
+            shape = (features,)
+        elif kind == "pool":
+            function, options = spec.get("function"), spec.get("options", {})
+            if function not in ("max", "avg") or not isinstance(options, dict):
+                raise WeightsFileError(f"{where}: pool function {function!r} is not max or avg")
+            pool = nnx.max_pool if function == "max" else nnx.avg_pool
+            if function == "avg":
+                options = {"count_include_pad": bool(options.get("count_include_pad", True))}
+            else:
+                options = {}
+            items.append(
+                functools.partial(
+                    pool, window_shape=kernel_size, strides=stride, padding=padding, **options
+                )
+            )
+            shape = (oh, ow, shape[2])
+        elif kind == "activation":
+            function, options = spec.get("function"), spec.get("options", {})
+            if function not in ACTIVATIONS or not isinstance(options, dict):
+                raise WeightsFileError(
+                    f"{where}: activation {function!r} is not one of {sorted(ACTIVATIONS)}"
+                )
+            fn = ACTIVATIONS[function]
+            items.append(functools.partial(fn, **options) if options else fn)
+        elif kind == "flatten":
+            items.append(Flatten())
+            shape = (int(np.prod(shape)),)
+        elif kind == "softmax":
+            items.append(nnx.softmax)
+        else:
+            raise WeightsFileError(f"{where}: unknown layer kind {kind!r}")
+        if name in used:
+            raise WeightsFileError(f"{where}: the name is used twice")
+        used.add(name)
+        names.append(name)
+    extra = sorted(set(tensors) - {f"{n}.{p}" for n in names for p in ("kernel", "bias")})
+    if extra:
+        raise WeightsFileError(f"{source}: unexpected tensor(s) {extra}")
+    model = nnx.Sequential(*items)
+    trained = TrainedModel(
+        model=model,
+        classes=tuple(classes),
+        input_shape=input_shape,  # type: ignore[arg-type]
+        history=history if isinstance(history, dict) else {},
+        best_epoch=best_epoch if isinstance(best_epoch, int) else None,
+        layer_names=tuple(names),
+        name=str(metadata.get("name", "network")),
+    )
+    try:
+        as_network(trained)  # the whole architecture, checked as the widget will use it
+    except ValueError as exc:
+        raise WeightsFileError(f"{source}: {exc}") from None
+    return trained
+
+
+def _check_weights(
+    spec: dict[str, Any], name: str, tensors: dict[str, np.ndarray], source: str
+) -> tuple[int, bool]:
+    features = spec.get("features")
+    if not isinstance(features, int) or isinstance(features, bool) or features < 1:
+        raise WeightsFileError(f"{source}: layer {name!r} features must be a positive integer")
+    use_bias = spec.get("use_bias")
+    if not isinstance(use_bias, bool):
+        raise WeightsFileError(f"{source}: layer {name!r} use_bias must be true or false")
+    return features, use_bias
+
+
+def _set(
+    module: nnx.Conv | nnx.Linear,
+    tensors: dict[str, np.ndarray],
+    name: str,
+    kernel_shape: tuple[int, ...],
+    use_bias: bool,
+    source: str,
+) -> None:
+    wanted = {f"{name}.kernel": kernel_shape}
+    if use_bias:
+        wanted[f"{name}.bias"] = (kernel_shape[-1],)
+    for key, shape in wanted.items():
+        if key not in tensors:
+            raise WeightsFileError(f"{source}: tensor {key!r} is missing")
+        if tensors[key].shape != shape:
+            raise WeightsFileError(
+                f"{source}: tensor {key!r} has shape {tensors[key].shape}, expected {shape}"
+            )
+    module.kernel.set_value(jnp.asarray(tensors[f"{name}.kernel"]))
+    if use_bias:
+        assert module.bias is not None
+        module.bias.set_value(jnp.asarray(tensors[f"{name}.bias"]))
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load_model", "save_model"]
