@@ -23,6 +23,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000
 #: Largest encoded image accepted, in bytes.
 MAX_BYTES = 50 * 1024 * 1024
+#: The file formats `load_image` decodes (Pillow format ids). Pillow can open many more, but some
+#: run external programs (EPS calls Ghostscript) and rarely used decoders widen what a hostile
+#: upload can reach, so only common raster formats are tried.
+FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "PPM")
 
 #: The ten default images shipped in the package, in class order: (file name, class).
 DEFAULT_IMAGES: tuple[tuple[str, str], ...] = (
@@ -98,16 +102,24 @@ def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
 
 
 def _open_path(path: Path) -> Image.Image:
-    if path.is_dir():
-        raise ValueError(f"{str(path)!r} is a directory, not an image file; expected {ACCEPTED}")
-    if not path.is_file():
-        raise ValueError(f"no such image file: {str(path)!r}")
-    size = path.stat().st_size
-    if size > MAX_BYTES:
+    try:
+        if path.is_dir():
+            raise ValueError(
+                f"{str(path)!r} is a directory, not an image file; expected {ACCEPTED}"
+            )
+        if not path.is_file():
+            raise ValueError(f"no such image file: {str(path)!r}")
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ValueError(
+                f"{str(path)!r} is {size:,} bytes; images up to {MAX_BYTES:,} bytes are accepted"
+            )
+        data = path.read_bytes()
+    except OSError as exc:  # a name too long, no permission, an unreadable device, ...
         raise ValueError(
-            f"{str(path)!r} is {size:,} bytes; images up to {MAX_BYTES:,} bytes are accepted"
-        )
-    return _open_bytes(path.read_bytes(), name=repr(str(path)))
+            f"cannot read image file {_clip(str(path))!r}: {exc.strerror or exc}"
+        ) from None
+    return _open_bytes(data, name=repr(str(path)))
 
 
 def _open_bytes(data: bytes, name: str = "the given bytes") -> Image.Image:
@@ -115,12 +127,13 @@ def _open_bytes(data: bytes, name: str = "the given bytes") -> Image.Image:
         raise ValueError(f"{name} are empty; expected the contents of an image file")
     if len(data) > MAX_BYTES:
         raise ValueError(f"{name}: {len(data):,} bytes; images up to {MAX_BYTES:,} are accepted")
+    # Pillow's decoders raise many exception types on hostile input (OSError, SyntaxError,
+    # struct.error, zlib.error, ValueError, MemoryError, ...): every one becomes a ValueError
+    # that says the file is broken, and only our own checks speak about sizes.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            _check_pixels(image.size)
-            image.load()
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(
             f"{name}: the image is too large to decode safely; at most {MAX_PIXELS:,} pixels"
@@ -131,18 +144,33 @@ def _open_bytes(data: bytes, name: str = "the given bytes") -> Image.Image:
             if name == "the given bytes"
             else f"{name} is not a readable image file (JPEG, PNG, GIF, WebP, BMP, TIFF, ...)"
         ) from None
-    except ValueError:
-        raise
-    except (OSError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct_error()) as exc:
-        raise ValueError(f"{name}: the image file is truncated or corrupt ({exc})") from None
+    except Exception as exc:
+        raise ValueError(
+            f"{name}: the image file is truncated or corrupt ({_reason(exc)})"
+        ) from None
+    _check_pixels(image.size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(
+            f"{name}: the image is too large to decode safely; at most {MAX_PIXELS:,} pixels"
+        ) from None
+    except Exception as exc:
+        raise ValueError(
+            f"{name}: the image file is truncated or corrupt ({_reason(exc)})"
+        ) from None
     return image
 
 
-def struct_error() -> type[Exception]:
-    """The exception type `struct.unpack` raises (some Pillow decoders leak it)."""
-    import struct
+def _reason(exc: BaseException) -> str:
+    """A short description of a decoder's exception, for our messages."""
+    return _clip(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
-    return struct.error
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _check_pixels(size: tuple[int, int]) -> None:
@@ -159,32 +187,39 @@ def _check_pixels(size: tuple[int, int]) -> None:
 def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, bool]:
     """RGB float64 in [0, 1] from any PIL mode, and whether it came from 8-bit data."""
     _check_pixels(image.size)
+    mode = image.mode
     try:
-        if getattr(image, "n_frames", 1) > 1:
+        # The first frame of an animation. (tell(), not n_frames: counting the frames of a
+        # hostile GIF or TIFF means parsing all of them.)
+        if image.tell() != 0:
             image.seek(0)
         image = ImageOps.exif_transpose(image) or image
+        _check_pixels(image.size)
         mode = image.mode
         if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
             values = np.asarray(image, dtype=np.float64)
-            if mode.startswith("I;16"):
-                scale = 65535.0
-            elif mode == "I":
-                scale = 65535.0 if values.max(initial=0) > 255 else 255.0
-            else:
-                scale = 1.0 if values.max(initial=0) <= 1.0 else 255.0
-            gray = np.clip(values / scale, 0.0, 1.0)
-            if not np.isfinite(gray).all():
-                raise ValueError("the image contains NaN or infinite values")
-            return np.repeat(gray[..., None], 3, axis=2), False
-        if mode not in ("RGB", "L"):
-            # P with transparency and LA go through RGBA so the palette and alpha are honoured.
-            image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
-        arr = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
-    except ValueError:
-        raise
-    except (OSError, SyntaxError, EOFError, IndexError, KeyError, TypeError) as exc:
-        raise ValueError(f"the image file is truncated or corrupt ({exc})") from None
-    return arr, True
+        else:
+            if mode not in ("RGB", "L"):
+                # P with transparency and LA go through RGBA so palette and alpha are honoured.
+                rgba = "A" in mode or "transparency" in image.info
+                image = image.convert("RGBA" if rgba else "RGB")
+            arr = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+            return arr, True
+    except Exception as exc:  # a truncated frame, broken EXIF, a mode with no RGB conversion
+        raise ValueError(
+            f"the image (mode {mode}) could not be decoded or converted to RGB ({_reason(exc)}); "
+            "the file may be truncated or corrupt"
+        ) from None
+    if not np.isfinite(values).all():
+        raise ValueError("the image contains NaN or infinite values")
+    if mode.startswith("I;16"):
+        scale = 65535.0
+    elif mode == "I":
+        scale = 65535.0 if values.max(initial=0) > 255 else 255.0
+    else:
+        scale = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+    gray = np.clip(values / scale, 0.0, 1.0)
+    return np.repeat(gray[..., None], 3, axis=2), False
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
@@ -207,9 +242,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
                 "(divide 0–255 data by 255, or pass it as uint8)"
             )
     else:
-        raise TypeError(
-            f"image arrays must be uint8 or float in [0, 1], got dtype {array.dtype}"
-        )
+        raise TypeError(f"image arrays must be uint8 or float in [0, 1], got dtype {array.dtype}")
     if values.ndim == 2:
         return np.repeat(values[..., None], 3, axis=2)
     if values.shape[2] == 1:
