@@ -296,3 +296,76 @@ class WidgetPage:
     def close(self) -> None:
         if self.kernel is not None:
             self.kernel.close()
+
+
+# ---- measurement helpers shared by the benchmarks ------------------------------------------------
+
+#: Resolves ``window.__cnnxSeen`` with ``performance.timeOrigin + performance.now()`` (epoch ms,
+#: same clock as Python's ``time.time()`` on this machine) the moment ``selector`` matches inside
+#: the visible notebook panel, and ``window.__cnnxFrame`` after the next frame was produced
+#: (``requestAnimationFrame`` then a task: the frame holding that DOM has been painted).
+WATCH_JS = """([selector, attr, value]) => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document.body;
+  const now = () => performance.timeOrigin + performance.now();
+  const hit = () => {
+    const el = panel.querySelector(selector);
+    return el && (attr === null || el.getAttribute(attr) === value);
+  };
+  let seenResolve, frameResolve;
+  window.__cnnxSeen = new Promise(r => (seenResolve = r));
+  window.__cnnxFrame = new Promise(r => (frameResolve = r));
+  const done = () => {
+    const t = now();
+    seenResolve(t);
+    requestAnimationFrame(() => setTimeout(() => frameResolve(now()), 0));
+  };
+  if (hit()) { done(); return; }
+  const mo = new MutationObserver(() => { if (hit()) { mo.disconnect(); done(); } });
+  mo.observe(panel, {subtree: true, childList: true, attributes: true,
+                     attributeFilter: attr === null ? undefined : [attr]});
+}"""
+
+
+def page_clock_offset_ms(page: Any, samples: int = 15) -> float:
+    """Page epoch clock minus Python's ``time.time()``, from the tightest of ``samples`` round trips.
+
+    Both read the same system clock here, so this is ~0; it is measured to be sure (the page's
+    ``timeOrigin`` is fixed at navigation and its ``now()`` is monotonic).
+    """
+    best: tuple[float, float] | None = None
+    for _ in range(samples):
+        t0 = time.time() * 1e3
+        tp = page.evaluate("performance.timeOrigin + performance.now()")
+        t1 = time.time() * 1e3
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, tp - (t0 + t1) / 2)
+    assert best is not None
+    return best[1]
+
+
+class BenchLab:
+    """Context manager: a lab server, Chromium and a `WidgetPage` on ``nb_name``, torn down after."""
+
+    def __init__(self, workdir: Path, notebooks: dict[str, list[str]]) -> None:
+        self.workdir, self.notebooks = workdir, notebooks
+
+    def __enter__(self) -> BenchLab:
+        from playwright.sync_api import sync_playwright
+
+        for name, cells in self.notebooks.items():
+            write_notebook(self.workdir / name, cells)
+        self.server = LabServer(self.workdir).start()
+        self._pw = sync_playwright().start()
+        self.ctx = launch_chromium(self._pw, self.workdir / ".chromium-profile")
+        return self
+
+    def widget_page(self, nb_name: str) -> WidgetPage:
+        """A fresh page (own websocket, own listeners) for notebook ``nb_name``."""
+        return WidgetPage(self.server, self.ctx.new_page(), nb_name)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.ctx.close()
+            self._pw.stop()
+        finally:
+            self.server.stop()
