@@ -425,7 +425,7 @@ def network_from_layers(
             )
         else:
             raise ValueError(
-                f"unsupported layer {where}: supported are nnx.Conv, nnx.Linear, Flatten, "
+                f"unsupported {where}: supported are nnx.Conv, nnx.Linear, Flatten, "
                 "activation functions (relu, gelu, tanh, sigmoid, leaky_relu, elu, silu), "
                 "functools.partial(nnx.max_pool | nnx.avg_pool, ...) and a final nnx.softmax"
             )
