@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildColumns, probabilities, sourcesOf, argmax } from "../src/overview/columns";
+import { argmax, buildColumns, pageGroups, probabilities, sourcesOf } from "../src/overview/columns";
 import { DEFAULT_LAYOUT, computeLayout, itemRect, pageRange } from "../src/overview/layout";
 import { activationsFor, layer, network, smallNet } from "./overview-builders";
 import { loadFixture } from "./fixtures/load";
@@ -48,6 +48,14 @@ describe("sourcesOf", () => {
   });
   it("input: none", () => {
     expect(sourcesOf(cols[0], undefined, 0)).toEqual([]);
+  });
+});
+
+describe("pageGroups", () => {
+  it("pages a conv with the one-to-one layers after it", () => {
+    const cols = buildColumns(smallNet(4));
+    // input | c1 r1 p1 | c2 r2 | hidden | out
+    expect(pageGroups(cols)).toEqual([0, 1, 1, 1, 4, 4, 6, 7]);
   });
 });
 

@@ -85,6 +85,20 @@ export function sourcesOf(col: Column, prev: Column | undefined, index: number):
   return Array.from({ length: prev.count }, (_, i) => i);
 }
 
+/**
+ * Page groups: a one-to-one column with as many neurons as the previous one pages together with
+ * it (conv → relu → pool show the same channels). Returns each column's group leader.
+ */
+export function pageGroups(cols: Column[]): number[] {
+  const leader: number[] = [];
+  cols.forEach((c, i) => {
+    const prev = cols[i - 1];
+    const joins = i > 0 && c.link === "one" && prev.count === c.count && prev.kind === c.kind;
+    leader.push(joins ? leader[i - 1] : i);
+  });
+  return leader;
+}
+
 /** The hidden columns' range inputs (everything but input and output) for `computeRanges`. */
 export function rangeSources(cols: Column[], acts: Activations): RangeSource[] {
   const out: RangeSource[] = [];

@@ -16,7 +16,7 @@ import {
 } from "../colors";
 import { h, svg } from "../ui/dom";
 import { Tooltip } from "../ui/tooltip";
-import { type Column, argmax, buildColumns, probabilities, rangeSources, sourcesOf } from "./columns";
+import { type Column, argmax, buildColumns, pageGroups, probabilities, rangeSources, sourcesOf } from "./columns";
 import { type Layout, type Rect, computeLayout, itemRect, pageRange, titleText } from "./layout";
 
 export interface NeuronRef {
@@ -48,7 +48,9 @@ export class Overview {
   private cols: Column[] = [];
   private layout: Layout | null = null;
   private width = 900;
+  /** Current page per page-group leader (see `pageGroups`). */
   private pages: number[] = [];
+  private group: number[] = [];
   private neurons: NeuronView[][] = [];
   private rects: (Rect | undefined)[][] = [];
   private titles: HTMLDivElement[] = [];
@@ -67,10 +69,10 @@ export class Overview {
   constructor(parent: HTMLElement, opts: OverviewOptions) {
     this.opts = opts;
     this.el = h("div", { class: "cnnx-overview" });
-    this.edges = svg("svg", { class: "cnnx-edges", "aria-hidden": "true" });
-    this.hotPath = svg("path", { class: "cnnx-edge-hot" });
-    this.selPath = svg("path", { class: "cnnx-edge-sel" });
-    this.legendLayer = h("div", { class: "cnnx-legends" });
+    this.edges = svg("svg", { class: "cnnx-ov-edges", "aria-hidden": "true" });
+    this.hotPath = svg("path", { class: "cnnx-ov-edge-hot" });
+    this.selPath = svg("path", { class: "cnnx-ov-edge-sel" });
+    this.legendLayer = h("div", { class: "cnnx-ov-legends" });
     this.el.append(this.edges, this.legendLayer);
     this.tooltip = new Tooltip(this.el);
     parent.append(this.el);
@@ -92,6 +94,7 @@ export class Overview {
     this.network = network;
     this.cols = buildColumns(network);
     this.pages = this.cols.map(() => 0);
+    this.group = pageGroups(this.cols);
     for (const col of this.neurons.flat()) col.el.remove();
     for (const t of this.titles) t.remove();
     for (const p of this.pagers) p?.remove();
@@ -101,15 +104,15 @@ export class Overview {
     this.titles = [];
     this.pagers = [];
     for (const col of this.cols) {
-      const path = svg("path", { class: `cnnx-edge cnnx-edge-${col.link}` });
+      const path = svg("path", { class: `cnnx-ov-edge cnnx-ov-edge-${col.link}` });
       this.edges.append(path);
       this.faint.push(path);
       const [name, shape] = titleText(col);
       const title = h(
         "div",
-        { class: "cnnx-col-title", title: `${name} ${shape}` },
-        h("span", { class: "cnnx-col-name" }, name),
-        h("span", { class: "cnnx-col-shape" }, shape),
+        { class: "cnnx-ov-col-title", title: `${name} ${shape}` },
+        h("span", { class: "cnnx-ov-col-name" }, name),
+        h("span", { class: "cnnx-ov-col-shape" }, shape),
       );
       this.titles.push(title);
       this.el.append(title);
@@ -131,7 +134,7 @@ export class Overview {
     if (col.kind === "output") label += ` (${network.classes[i] ?? i})`;
     else if (col.kind === "input" && col.count === 3) label += ` (${CHANNEL_NAMES[i]} channel)`;
     const el = h("div", {
-      class: `cnnx-neuron cnnx-${col.kind}`,
+      class: `cnnx-neuron cnnx-ov-${col.kind}`,
       "data-layer": col.layer,
       "data-index": String(i),
       "data-kind": col.kind,
@@ -142,7 +145,7 @@ export class Overview {
     const view: NeuronView = { el, ctx: null, image: null, bar: null, prob: null };
     if (col.kind === "input" || col.kind === "map") {
       const [hh, ww] = col.shape;
-      const canvas = h("canvas", { class: "cnnx-map", width: String(ww), height: String(hh) });
+      const canvas = h("canvas", { class: "cnnx-ov-map", width: String(ww), height: String(hh) });
       el.append(canvas);
       const ctx = canvas.getContext("2d");
       if (ctx) {
@@ -150,14 +153,14 @@ export class Overview {
         view.image = ctx.createImageData(ww, hh);
       }
       if (col.kind === "input" && col.count === 3) {
-        el.append(h("span", { class: `cnnx-channel cnnx-channel-${i}` }, CHANNEL_NAMES[i]));
+        el.append(h("span", { class: `cnnx-ov-channel cnnx-ov-channel-${i}` }, CHANNEL_NAMES[i]));
       }
     } else if (col.kind === "output") {
-      const prob = h("span", { class: "cnnx-prob" });
-      const bar = h("div", { class: "cnnx-bar-fill" });
+      const prob = h("span", { class: "cnnx-ov-prob" });
+      const bar = h("div", { class: "cnnx-ov-bar-fill" });
       el.append(
-        h("div", { class: "cnnx-out-line" }, h("span", { class: "cnnx-class-name" }, network.classes[i] ?? `class ${i}`), prob),
-        h("div", { class: "cnnx-bar" }, bar),
+        h("div", { class: "cnnx-ov-out-line" }, h("span", { class: "cnnx-ov-class-name" }, network.classes[i] ?? `class ${i}`), prob),
+        h("div", { class: "cnnx-ov-bar" }, bar),
       );
       view.bar = bar;
       view.prob = prob;
@@ -183,14 +186,17 @@ export class Overview {
     this.edges.setAttribute("height", String(L.height));
     this.edges.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
     const lineH = Math.round(L.titleFont * 1.3);
-    this.cols.forEach((col, c) => {
+    this.cols.forEach((_, c) => {
       const cl = L.columns[c];
       const t = this.titles[c];
       const tw = Math.max(cl.width, Math.min(cl.titleWidth + 8, cl.width + 120));
-      t.style.left = `${Math.round(cl.x + cl.width / 2 - tw / 2)}px`;
+      const left = Math.max(0, Math.min(L.width - tw, cl.x + cl.width / 2 - tw / 2));
+      t.style.left = `${Math.round(left)}px`;
       t.style.width = `${Math.round(tw)}px`;
       t.style.top = `${L.titleTop + cl.titleRow * 2 * lineH}px`;
       this.pages[c] = Math.min(this.pages[c], cl.pages - 1);
+    });
+    this.cols.forEach((_, c) => {
       this.syncPager(c);
     });
     this.placeAll();
@@ -208,7 +214,7 @@ export class Overview {
     const L = this.layout!;
     const col = this.cols[c];
     const cl = L.columns[c];
-    const [a, b] = pageRange(cl, col.count, this.pages[c]);
+    const [a, b] = pageRange(cl, col.count, this.pages[this.group[c]]);
     const rects: (Rect | undefined)[] = [];
     this.neurons[c].forEach((v, i) => {
       if (i < a || i >= b) {
@@ -233,31 +239,33 @@ export class Overview {
     const cl = L.columns[c];
     const col = this.cols[c];
     let pager = this.pagers[c];
-    if (cl.pages <= 1) {
+    if (cl.pages <= 1 || this.group[c] !== c) {
       pager?.remove();
       this.pagers[c] = null;
       return;
     }
     if (!pager) {
-      const prev = h("button", { class: "cnnx-page-prev", type: "button", "aria-label": `previous ${col.layer} neurons` }, "‹");
-      const next = h("button", { class: "cnnx-page-next", type: "button", "aria-label": `next ${col.layer} neurons` }, "›");
-      const text = h("span", { class: "cnnx-page-text" });
-      pager = h("div", { class: "cnnx-pager", "data-layer": col.layer }, prev, text, next);
+      const prev = h("button", { class: "cnnx-ov-page-prev", type: "button", "aria-label": `previous ${col.layer} neurons` }, "‹");
+      const next = h("button", { class: "cnnx-ov-page-next", type: "button", "aria-label": `next ${col.layer} neurons` }, "›");
+      const text = h("span", { class: "cnnx-ov-page-text" });
+      pager = h("div", { class: "cnnx-ov-pager", "data-layer": col.layer }, prev, text, next);
       prev.addEventListener("click", () => this.turnPage(c, -1));
       next.addEventListener("click", () => this.turnPage(c, 1));
       this.el.append(pager);
       this.pagers[c] = pager;
     }
     const [a, b] = pageRange(cl, col.count, this.pages[c]);
-    const w = Math.max(cl.width, 64);
-    pager.style.left = `${Math.round(cl.x + cl.width / 2 - w / 2)}px`;
+    const last = L.columns[this.group.lastIndexOf(c)];
+    const span = last.x + last.width - cl.x;
+    const w = Math.max(span, 64);
+    pager.style.left = `${Math.round(Math.max(0, Math.min(L.width - w, cl.x + span / 2 - w / 2)))}px`;
     pager.style.width = `${w}px`;
     pager.style.top = `${L.pagerTop}px`;
-    const text = pager.querySelector(".cnnx-page-text")!;
+    const text = pager.querySelector(".cnnx-ov-page-text")!;
     text.textContent = `${a}–${b - 1}/${col.count}`;
     pager.title = `${col.layer}: neurons ${a}–${b - 1} of ${col.count}`;
-    (pager.querySelector(".cnnx-page-prev") as HTMLButtonElement).disabled = this.pages[c] === 0;
-    (pager.querySelector(".cnnx-page-next") as HTMLButtonElement).disabled = this.pages[c] >= cl.pages - 1;
+    (pager.querySelector(".cnnx-ov-page-prev") as HTMLButtonElement).disabled = this.pages[c] === 0;
+    (pager.querySelector(".cnnx-ov-page-next") as HTMLButtonElement).disabled = this.pages[c] >= cl.pages - 1;
   }
 
   private turnPage(c: number, delta: number): void {
@@ -271,12 +279,13 @@ export class Overview {
 
   /** Make neuron `index` of column `c` visible (turn its column's page). */
   private reveal(c: number, index: number): boolean {
-    const cl = this.layout?.columns[c];
+    const g = this.group[c];
+    const cl = this.layout?.columns[g];
     if (!cl) return false;
     const p = Math.floor(index / cl.perPage);
-    if (p === this.pages[c]) return false;
-    this.pages[c] = p;
-    this.syncPager(c);
+    if (p === this.pages[g]) return false;
+    this.pages[g] = p;
+    this.syncPager(g);
     return true;
   }
 
@@ -397,19 +406,19 @@ export class Overview {
   }
 
   private refreshHighlights(): void {
-    for (const el of this.el.querySelectorAll(".cnnx-hover, .cnnx-src, .cnnx-selected, .cnnx-feeds")) {
-      el.classList.remove("cnnx-hover", "cnnx-src", "cnnx-selected", "cnnx-feeds");
+    for (const el of this.el.querySelectorAll(".cnnx-ov-hover, .cnnx-ov-src, .cnnx-ov-selected, .cnnx-ov-feeds")) {
+      el.classList.remove("cnnx-ov-hover", "cnnx-ov-src", "cnnx-ov-selected", "cnnx-ov-feeds");
     }
     // Selection (elastic view).
     const sel = this.selection;
     const sc = sel ? this.cols.findIndex((c) => c.layer === sel.layer) : -1;
     const selOk = sel !== null && sc >= 0 && sel.index >= 0 && sel.index < this.cols[sc].count;
-    this.el.classList.toggle("cnnx-elastic", selOk);
+    this.el.classList.toggle("cnnx-ov-elastic", selOk);
     if (selOk) {
-      this.neurons[sc][sel.index].el.classList.add("cnnx-selected");
+      this.neurons[sc][sel.index].el.classList.add("cnnx-ov-selected");
       if (sc > 0) {
         for (const j of sourcesOf(this.cols[sc], this.cols[sc - 1], sel.index)) {
-          this.neurons[sc - 1][j].el.classList.add("cnnx-feeds");
+          this.neurons[sc - 1][j].el.classList.add("cnnx-ov-feeds");
         }
       }
       this.selPath.setAttribute("d", this.incoming(sc, sel.index));
@@ -419,10 +428,10 @@ export class Overview {
     // Hover / focus.
     const hv = this.hover;
     if (hv && hv.col < this.cols.length && this.rects[hv.col]?.[hv.index]) {
-      this.neurons[hv.col][hv.index].el.classList.add("cnnx-hover");
+      this.neurons[hv.col][hv.index].el.classList.add("cnnx-ov-hover");
       if (hv.col > 0) {
         for (const j of sourcesOf(this.cols[hv.col], this.cols[hv.col - 1], hv.index)) {
-          this.neurons[hv.col - 1][j].el.classList.add("cnnx-src");
+          this.neurons[hv.col - 1][j].el.classList.add("cnnx-ov-src");
         }
       }
       this.hotPath.setAttribute("d", this.incoming(hv.col, hv.index));
@@ -501,7 +510,7 @@ export class Overview {
           const p = this.probs[i] ?? 0;
           view.bar!.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;
           view.prob!.textContent = p >= 0.995 ? "1.00" : p.toFixed(2);
-          view.el.classList.toggle("cnnx-top", i === best);
+          view.el.classList.toggle("cnnx-ov-top", i === best);
         });
       }
     });
@@ -519,12 +528,16 @@ export class Overview {
     const place = (el: HTMLElement, c0: number, c1: number) => {
       const a = L.columns[c0];
       const b = L.columns[c1];
-      el.style.left = `${Math.round(a.x)}px`;
-      el.style.width = `${Math.round(b.x + b.width - a.x)}px`;
+      // At least wide enough for its labels, centred on its columns, inside the cell.
+      const w = Math.max(b.x + b.width - a.x, 44);
+      const left = Math.max(0, Math.min(L.width - w, (a.x + b.x + b.width) / 2 - w / 2));
+      el.style.left = `${Math.round(left)}px`;
+      el.style.width = `${Math.round(w)}px`;
       el.style.top = `${L.legendTop}px`;
+      el.classList.toggle("cnnx-ov-legend-narrow", w < 96);
     };
     // Input: grey 0..1.
-    const inputLegend = this.legendBox("cnnx-legend-grey", "linear-gradient(to right, #000, #fff)", ["0", "0.5", "1"], null, "");
+    const inputLegend = this.legendBox("cnnx-ov-legend-grey", "linear-gradient(to right, #000, #fff)", ["0", "1"], null, "");
     place(inputLegend, 0, 0);
     items.push(inputLegend);
     for (const lg of legends) {
@@ -538,7 +551,7 @@ export class Overview {
     }
     const out = this.cols.findIndex((c) => c.kind === "output");
     if (out >= 0) {
-      const el = this.legendBox("cnnx-legend-prob", "", ["0", "probability", "1"], null, "");
+      const el = this.legendBox("cnnx-ov-legend-prob", "", ["0", "probability", "1"], null, "");
       place(el, out, out);
       items.push(el);
     }
@@ -546,32 +559,34 @@ export class Overview {
   }
 
   private divergingLegend(lg: Legend): HTMLDivElement {
-    const range = `values ${formatValue(lg.min)} … ${formatValue(lg.max)}`;
+    const range = `${formatValue(lg.min)} … ${formatValue(lg.max)}`;
     if (lg.extent === null) {
-      return this.legendBox("cnnx-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `each neuron: ±its own max · ${range}`);
+      const box = this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `per neuron · ${range}`);
+      box.title = `Unit scale: each neuron is coloured over ±its own largest |value|; values here range ${range}`;
+      return box;
     }
     const e = safeExtent(lg.extent);
-    return this.legendBox("cnnx-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], range);
+    return this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], `values ${range}`);
   }
 
   private legendBox(cls: string, gradient: string, labels: string[], marks: [number, number] | null, caption: string): HTMLDivElement {
-    const bar = h("div", { class: "cnnx-legend-bar" });
+    const bar = h("div", { class: "cnnx-ov-legend-bar" });
     if (gradient) bar.style.background = gradient;
     if (marks) {
       for (const m of marks) {
         if (!Number.isFinite(m)) continue;
-        const t = h("div", { class: "cnnx-legend-mark" });
+        const t = h("div", { class: "cnnx-ov-legend-mark" });
         t.style.left = `${((Math.max(-1, Math.min(1, m)) + 1) / 2) * 100}%`;
         bar.append(t);
       }
     }
     const el = h(
       "div",
-      { class: `cnnx-legend ${cls}` },
+      { class: `cnnx-ov-legend ${cls}` },
       bar,
-      h("div", { class: "cnnx-legend-labels" }, ...labels.map((l) => h("span", {}, l))),
+      h("div", { class: "cnnx-ov-legend-labels" }, ...labels.map((l) => h("span", {}, l))),
     );
-    if (caption) el.append(h("div", { class: "cnnx-legend-caption", title: caption }, caption));
+    if (caption) el.append(h("div", { class: "cnnx-ov-legend-caption", title: caption }, caption));
     return el;
   }
 

@@ -66,14 +66,12 @@ export class Toolbar {
     }
     this.el = h(
       "div",
-      { class: "cnnx-toolbar" },
+      { class: "cnnx-topbar" },
       this.thumbs,
       upload,
       this.fileInput,
       this.busy,
-      h("span", { class: "cnnx-spacer" }),
-      h("span", { class: "cnnx-scale-label" }, "Colour"),
-      scale,
+      h("span", { class: "cnnx-scale-group" }, h("span", { class: "cnnx-scale-label" }, "Colour"), scale),
     );
     parent.append(this.el);
   }
@@ -106,7 +104,7 @@ export class Toolbar {
 
   setColorScale(scale: ColorScale): void {
     for (const [s, b] of this.scaleButtons) {
-      b.classList.toggle("cnnx-on", s === scale);
+      b.classList.toggle("cnnx-scale-on", s === scale);
       b.setAttribute("aria-checked", s === scale ? "true" : "false");
     }
   }

@@ -6,7 +6,7 @@ export class Tooltip {
   readonly el: HTMLDivElement;
 
   constructor(parent: HTMLElement) {
-    this.el = h("div", { class: "cnnx-tooltip", role: "tooltip", "aria-hidden": "true" });
+    this.el = h("div", { class: "cnnx-ov-tooltip", role: "tooltip", "aria-hidden": "true" });
     this.el.hidden = true;
     parent.append(this.el);
   }
@@ -14,7 +14,7 @@ export class Tooltip {
   /** Show `lines` (first line bold) next to `anchor` (coordinates inside the parent). */
   show(lines: string[], anchor: { x: number; y: number; w: number; h: number }, parentWidth: number): void {
     this.el.replaceChildren(
-      ...lines.map((t, i) => h("div", { class: i === 0 ? "cnnx-tooltip-title" : "cnnx-tooltip-line" }, t)),
+      ...lines.map((t, i) => h("div", { class: i === 0 ? "cnnx-ov-tooltip-title" : "cnnx-ov-tooltip-line" }, t)),
     );
     this.el.hidden = false;
     const tw = this.el.offsetWidth || 160;
