@@ -39,7 +39,15 @@ import time
 from pathlib import Path
 
 from _common import REPO, print_table, save, summary
-from cnnx_lab import IMAGES, WATCH_JS, WIDGET_CELL, BenchLab, page_clock_offset_ms, wait_for
+from cnnx_lab import (
+    IMAGES,
+    WATCH_JS,
+    WIDGET_CELL,
+    BenchLab,
+    page_clock_offset_ms,
+    wait_for,
+    watched,
+)
 
 ACTIVATION_BYTES = 201_078 * 4
 KEY_JS = """() => { window.__cnnxKey = null; document.addEventListener('keydown', e => {
@@ -72,8 +80,8 @@ def update_runs(lab: BenchLab, n: int, warmup: int = 3) -> dict[str, list[float]
         )
         assert reply["content"]["status"] == "ok", reply["content"]
         t0, t1 = ast.literal_eval(reply["content"]["user_expressions"]["t"]["data"]["text/plain"])
-        seen = wp.page.evaluate("window.__cnnxSeen") - offset
-        painted = wp.page.evaluate("window.__cnnxFrame") - offset
+        seen = watched(wp.page, "__cnnxSeen") - offset
+        painted = watched(wp.page, "__cnnxFrame") - offset
 
         def update_frames(start=n_frames):
             got = [len(p) for _, d, p in wp.frames[start:] if d == "in"]
@@ -107,7 +115,7 @@ def cold_runs(lab: BenchLab, count: int) -> list[float]:
         wp.page.evaluate(KEY_JS)
         wp.page.evaluate(WATCH_JS, [".cnnx-root[data-ready='1']", None, None])
         wp.run_cell(0)
-        ready = wp.page.evaluate("window.__cnnxSeen")
+        ready = watched(wp.page, "__cnnxSeen", 120)
         start = wp.page.evaluate("window.__cnnxKey")
         assert start is not None, "the Shift+Enter keydown was not seen"
         times.append((ready - start) / 1e3)

@@ -369,3 +369,12 @@ class BenchLab:
             self._pw.stop()
         finally:
             self.server.stop()
+
+
+def watched(page: Any, name: str = "__cnnxSeen", timeout_s: float = 30.0) -> float:
+    """Await the promise ``window[name]`` set by `WATCH_JS`, failing after ``timeout_s``."""
+    return page.evaluate(
+        """([name, ms]) => Promise.race([window[name], new Promise((_, reject) =>
+             setTimeout(() => reject(new Error(name + ' not reached in ' + ms + ' ms')), ms))])""",
+        [name, timeout_s * 1e3],
+    )
