@@ -141,8 +141,7 @@ export class ConvView implements KindView {
       { class: "cnnx-conv" },
       facts,
       el("div", { class: "cnnx-toolbar" }, this.stepper.root, this.posLabel),
-      el("div", { class: "cnnx-conv-main" }, el("div", { class: "cnnx-flow-scroll", tabindex: -1 }, flow), outFig),
-      math,
+      el("div", { class: "cnnx-conv-main" }, el("div", { class: "cnnx-flow-scroll", tabindex: -1 }, flow), outFig, math),
       hyperBox,
     );
 

@@ -75,7 +75,7 @@ export class HyperExplorer {
         this.message,
         el("div", { class: "cnnx-hyper-grids" }, el("div", {}, this.inTitle, this.inGrid), el("div", {}, this.outTitle, this.outGrid)),
         this.stepper.root,
-        el("p", { class: "cnnx-note" }, "Input numbers are the top-left patch of the current image's channel; each output here is the mean of its window (a k×k averaging kernel), so it stays meaningful for any kernel size. Hover the grids to move the window."),
+        el("p", { class: "cnnx-note" }, "Input numbers are a patch from the middle of the current image's first channel; each output here is the mean of its window (a k×k averaging kernel), so it stays meaningful for any kernel size. Hover the grids to move the window."),
       ),
     );
     this.rebuild();
@@ -112,6 +112,14 @@ export class HyperExplorer {
     this.message.textContent = chk.reason;
     this.message.hidden = chk.valid;
     this.root.classList.toggle("cnnx-invalid", !chk.valid);
+    // mark the inputs that make it invalid, as the original marks the stride box
+    const culprits = !chk.valid ? (k > N ? ["k", "p"] : ["s"]) : [];
+    for (const [key, [range, num]] of this.inputs) {
+      const bad = culprits.includes(key);
+      num.classList.toggle("cnnx-bad", bad);
+      num.setAttribute("aria-invalid", bad ? "true" : "false");
+      range.setAttribute("aria-invalid", bad ? "true" : "false");
+    }
     this.inTitle.textContent = `Input ${n}×${n}${p ? `, after padding ${N}×${N}` : ""}`;
     this.outTitle.textContent = chk.valid ? `Output ${chk.output}×${chk.output}` : "Output: not valid";
     const cell = N > 11 ? 22 : 28;
@@ -127,7 +135,7 @@ export class HyperExplorer {
         const v = pad ? 0 : this.value(i - p, j - p);
         const c = el("div", { class: `cnnx-hcell${pad ? " cnnx-pad" : ""}`, title: pad ? "padding (0)" : String(v) }, pad ? "0" : fmt(v, 2));
         if (!pad) c.style.background = this.src?.grey ? `rgb(${grey(v)},${grey(v)},${grey(v)})` : divergingCss(v, extent || 1);
-        if (!pad && this.src?.grey) c.style.color = v > 0.55 ? "#000" : "#fff";
+        if (!pad && this.src?.grey) c.style.color = v > 0.45 ? "#000" : "#fff";
         c.addEventListener("pointermove", () => this.hoverInput(i, j));
         frag.push(c);
       }
