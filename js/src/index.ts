@@ -149,6 +149,7 @@ export class CnnExplainerView {
   }
 
   private flush(): void {
+    const t0 = performance.now();
     try {
       if (this.networkDirty) {
         this.networkDirty = false;
@@ -174,7 +175,9 @@ export class CnnExplainerView {
         this.toolbar.setCurrent(this.acts.image.name);
         this.root.dataset.prediction = top;
         this.root.dataset.seq = String(this.acts.seq);
-        this.root.dataset.drawMs = (performance.now() - this.received).toFixed(1);
+        const t1 = performance.now();
+        this.root.dataset.drawMs = (t1 - this.received).toFixed(1); // message -> drawn
+        this.root.dataset.paintMs = (t1 - t0).toFixed(1); // decode + repaint only
         this.root.dataset.ready = "1";
         this.syncDetail();
       }

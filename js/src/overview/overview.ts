@@ -561,12 +561,12 @@ export class Overview {
   private divergingLegend(lg: Legend): HTMLDivElement {
     const range = `${formatValue(lg.min)} … ${formatValue(lg.max)}`;
     if (lg.extent === null) {
-      const box = this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `per neuron · ${range}`);
+      const box = this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `range ${range}`);
       box.title = `Unit scale: each neuron is coloured over ±its own largest |value|; values here range ${range}`;
       return box;
     }
     const e = safeExtent(lg.extent);
-    return this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], `values ${range}`);
+    return this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], `range ${range}`);
   }
 
   private legendBox(cls: string, gradient: string, labels: string[], marks: [number, number] | null, caption: string): HTMLDivElement {
