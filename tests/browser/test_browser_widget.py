@@ -217,6 +217,7 @@ def test_click_each_kind_opens_its_detail_view(view, layer, index, kind, shape):
     expect(root).to_have_attribute("data-detail", layer)
     print(f"{kind} detail visible after {time.perf_counter() - t0:.2f}s")
     view.page.screenshot(path=str(ARTIFACTS / f"detail-{kind}.png"))
+    detail.screenshot(path=str(ARTIFACTS / f"detail-{kind}-panel.png"))  # scrolled into view
     got = python_value(k, NEURON_EXPR, lambda v: v is not None, "w.selected_neuron")
     assert got == {"layer": layer, "index": index, "kind": kind, "shape": shape}
     # the spec names no values for data-kind: accept Python's Neuron.kind or the payload's
@@ -239,6 +240,7 @@ def test_conv_math_output_equals_python_activation(view):
     out = _math_output(root, "conv_1_1")
     y, x = int(out.get_attribute("data-y")), int(out.get_attribute("data-x"))
     value = float(out.get_attribute("data-value"))
+    root.locator(".cnnx-detail").first.screenshot(path=str(ARTIFACTS / "conv-math-view.png"))
     expected = k.eval_json(f"float(w.activations['conv_1_1'][{y}, {x}, {index}])")
     assert abs(value - expected) <= 1e-4, (y, x, value, expected)
     # and the same number Python's explanation gives for that position
