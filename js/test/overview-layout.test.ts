@@ -106,9 +106,23 @@ describe("computeLayout", () => {
     expect(gap(full)).toBeGreaterThan(gap(one));
   });
 
-  it("staggers titles when the cell is narrow, not when it is wide", () => {
+  it("keeps titles on one row down to notebook widths, staggers them in a very narrow cell", () => {
     expect(computeLayout(tiny, 1400).stagger).toBe(false);
-    expect(computeLayout(tiny, 600).stagger).toBe(true);
+    expect(computeLayout(tiny, 950).stagger).toBe(false);
+    expect(computeLayout(tiny, 500).stagger).toBe(true);
+  });
+
+  it("one-row titles do not overlap", () => {
+    for (const width of [800, 950, 1200]) {
+      const L = computeLayout(tiny, width);
+      if (L.stagger) continue;
+      for (let i = 1; i < L.columns.length; i++) {
+        const a = L.columns[i - 1];
+        const b = L.columns[i];
+        const gap = b.x + b.width / 2 - b.titleWidth / 2 - (a.x + a.width / 2 + a.titleWidth / 2);
+        expect(gap, `${tiny[i].layer} at ${width}px`).toBeGreaterThan(0);
+      }
+    }
   });
 
   it("pages wide layers and keeps narrow ones on one page", () => {

@@ -64,9 +64,14 @@ export function titleText(col: Column): [string, string] {
   return [col.layer, `(${shapeLabel(col.shape)})`];
 }
 
-function gapBefore(col: Column, s: number): number {
-  if (col.link === "full") return Math.max(2 * s, 12);
-  return Math.max(0.6 * s, 6);
+/**
+ * Gap before column `i` for node size `s`: all-to-all links get room for their fan of edges,
+ * one-to-one links a short step; `need[i]` is the centre-to-centre distance its title needs.
+ */
+function gapBefore(cols: Column[], i: number, s: number, outW: number, need: number[]): number {
+  const base = cols[i].link === "full" ? Math.max(2 * s, 12) : Math.max(0.6 * s, 6);
+  const slot = (c: Column) => (c.kind === "output" ? outW : s);
+  return Math.max(base, need[i] - slot(cols[i - 1]) / 2 - slot(cols[i]) / 2);
 }
 
 function outputWidth(width: number): number {
@@ -74,37 +79,50 @@ function outputWidth(width: number): number {
 }
 
 /** Total width of the columns (without outer padding) for node size `s`. */
-function contentWidth(cols: Column[], s: number, outW: number): number {
+function contentWidth(cols: Column[], s: number, outW: number, need: number[]): number {
   let w = 0;
   cols.forEach((c, i) => {
-    if (i > 0) w += gapBefore(c, s);
+    if (i > 0) w += gapBefore(cols, i, s, outW, need);
     w += c.kind === "output" ? outW : s;
   });
   return w;
 }
 
+/** Largest node size (integer px, at least 4) whose columns fit in `avail` (bisection). */
+function solveNode(cols: Column[], avail: number, outW: number, need: number[], maxNode: number): number {
+  let lo = 4;
+  let hi = maxNode;
+  if (contentWidth(cols, hi, outW, need) <= avail) return hi;
+  for (let it = 0; it < 30; it++) {
+    const mid = (lo + hi) / 2;
+    if (contentWidth(cols, mid, outW, need) <= avail) lo = mid;
+    else hi = mid;
+  }
+  return Math.max(4, Math.floor(lo));
+}
+
+/** Smallest title font used before titles are staggered. */
+const MIN_TITLE_FONT = 10;
+
 export function computeLayout(cols: Column[], width: number, opts: LayoutOptions = DEFAULT_LAYOUT): Layout {
   const W = Math.max(width, 200);
   const avail = W - 2 * opts.padX;
   const outW = outputWidth(W);
-  // Largest node size that fits (bisection; contentWidth grows with s).
-  let lo = 4;
-  let hi = opts.maxNode;
-  if (contentWidth(cols, hi, outW) <= avail) lo = hi;
-  else {
-    for (let it = 0; it < 30; it++) {
-      const mid = (lo + hi) / 2;
-      if (contentWidth(cols, mid, outW) <= avail) lo = mid;
-      else hi = mid;
-    }
-  }
+  // Prefer gaps wide enough for every title on one row; if that would shrink the maps by more
+  // than a fifth, keep the maps and stagger the titles instead.
+  const noNeed = cols.map(() => 0);
+  const tw = cols.map((c) => Math.max(...titleText(c).map((t) => textWidth(t, MIN_TITLE_FONT))));
+  const titleNeed = cols.map((_, i) => (i === 0 ? 0 : (tw[i - 1] + tw[i]) / 2 + 6));
+  const sPlain = solveNode(cols, avail, outW, noNeed, opts.maxNode);
+  const sFit = solveNode(cols, avail, outW, titleNeed, opts.maxNode);
+  const need = sFit >= 0.8 * sPlain ? titleNeed : noNeed;
   // In a very narrow cell the maps get small, but everything stays inside it.
-  const s = Math.max(4, Math.floor(lo));
+  const s = need === titleNeed ? sFit : sPlain;
   // Spread leftover width into the gaps (at most doubling them), then centre.
-  const base = contentWidth(cols, s, outW);
+  const base = contentWidth(cols, s, outW, need);
   let gapTotal = 0;
-  cols.forEach((c, i) => {
-    if (i > 0) gapTotal += gapBefore(c, s);
+  cols.forEach((_, i) => {
+    if (i > 0) gapTotal += gapBefore(cols, i, s, outW, need);
   });
   const spare = Math.max(0, avail - base);
   const grow = gapTotal > 0 ? Math.min(1, spare / gapTotal) : 0;
@@ -120,7 +138,7 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
   let titleFont = s >= 30 ? 11 : 10;
   const columns: ColumnLayout[] = [];
   cols.forEach((c, i) => {
-    if (i > 0) x += gapBefore(c, s) * (1 + grow);
+    if (i > 0) x += gapBefore(cols, i, s, outW, need) * (1 + grow);
     const w = c.kind === "output" ? outW : s;
     let itemW = s;
     let itemH = s;
@@ -150,7 +168,7 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
       const cb = b.x + b.width / 2;
       return cb - ca < (wa + wb) / 2 + 4;
     });
-  if (collides(titleFont)) titleFont = 10;
+  if (collides(titleFont)) titleFont = MIN_TITLE_FONT;
   const stagger = collides(titleFont);
   columns.forEach((cl, i) => {
     cl.titleRow = stagger ? i % 2 : 0;

@@ -534,7 +534,10 @@ export class Overview {
       el.style.left = `${Math.round(left)}px`;
       el.style.width = `${Math.round(w)}px`;
       el.style.top = `${L.legendTop}px`;
-      el.classList.toggle("cnnx-ov-legend-narrow", w < 96);
+      const narrow = w < 96;
+      el.classList.toggle("cnnx-ov-legend-narrow", narrow);
+      const cap = el.querySelector<HTMLElement>(".cnnx-ov-legend-caption");
+      if (cap && narrow && cap.dataset.short) cap.textContent = cap.dataset.short;
     };
     // Input: grey 0..1.
     const inputLegend = this.legendBox("cnnx-ov-legend-grey", "linear-gradient(to right, #000, #fff)", ["0", "1"], null, "");
@@ -561,15 +564,22 @@ export class Overview {
   private divergingLegend(lg: Legend): HTMLDivElement {
     const range = `${formatValue(lg.min)} … ${formatValue(lg.max)}`;
     if (lg.extent === null) {
-      const box = this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `range ${range}`);
+      const box = this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `range ${range}`, range);
       box.title = `Unit scale: each neuron is coloured over ±its own largest |value|; values here range ${range}`;
       return box;
     }
     const e = safeExtent(lg.extent);
-    return this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], `range ${range}`);
+    return this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], `range ${range}`, range);
   }
 
-  private legendBox(cls: string, gradient: string, labels: string[], marks: [number, number] | null, caption: string): HTMLDivElement {
+  private legendBox(
+    cls: string,
+    gradient: string,
+    labels: string[],
+    marks: [number, number] | null,
+    caption: string,
+    shortCaption = "",
+  ): HTMLDivElement {
     const bar = h("div", { class: "cnnx-ov-legend-bar" });
     if (gradient) bar.style.background = gradient;
     if (marks) {
@@ -586,7 +596,7 @@ export class Overview {
       bar,
       h("div", { class: "cnnx-ov-legend-labels" }, ...labels.map((l) => h("span", {}, l))),
     );
-    if (caption) el.append(h("div", { class: "cnnx-ov-legend-caption", title: caption }, caption));
+    if (caption) el.append(h("div", { class: "cnnx-ov-legend-caption", title: caption, "data-short": shortCaption }, caption));
     return el;
   }
 
