@@ -149,6 +149,18 @@ describe("computeLayout", () => {
     expect(input[1].y + input[1].h / 2).toBeCloseTo(L.bodyTop + L.bodyHeight / 2, 0);
   });
 
+  it("keeps the aspect ratio of non-square maps", () => {
+    const { network: net } = loadFixture("odd");
+    const cols = buildColumns(net);
+    const L = computeLayout(cols, 1100);
+    const c = cols.findIndex((col) => col.shape[0] === 5 && col.shape[1] === 3);
+    expect(c).toBeGreaterThan(0);
+    expect(L.columns[c].itemH).toBe(L.node);
+    expect(L.columns[c].itemW).toBe(Math.round((L.node * 3) / 5));
+    const r = itemRect(L, c, 0, 1);
+    expect(r.x - L.columns[c].x).toBeCloseTo((L.node - L.columns[c].itemW) / 2, 5);
+  });
+
   it("puts legends below the body and pagers", () => {
     const L = computeLayout(buildColumns(smallNet(64)), 1000);
     expect(L.pagerTop).toBeGreaterThanOrEqual(L.bodyTop + L.bodyHeight);

@@ -142,6 +142,12 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
     const w = c.kind === "output" ? outW : s;
     let itemW = s;
     let itemH = s;
+    if ((c.kind === "map" || c.kind === "input") && c.shape.length === 3 && c.shape[0] !== c.shape[1]) {
+      // Non-square maps keep their aspect ratio inside the s×s slot.
+      const [mh, mw] = c.shape;
+      if (mh > mw) itemW = Math.max(2, Math.round((s * mw) / mh));
+      else itemH = Math.max(2, Math.round((s * mh) / mw));
+    }
     let perPage = Math.min(c.count, rows);
     if (c.kind === "vector") {
       const cell = clamp(Math.round(s * 0.4), 8, 16);
