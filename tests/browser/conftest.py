@@ -85,10 +85,15 @@ def browser_artifacts(request, widget):
     start = len(widget.console)
     yield
     name = artifact_name(request.node.name)
+    lines = widget.console[start:]
     try:
         widget.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     finally:
-        (ARTIFACTS / f"{name}-console.log").write_text("\n".join(widget.console[start:]))
+        (ARTIFACTS / f"{name}-console.log").write_text("\n".join(lines))
+    # an uncaught exception in the page is a failure of the test that caused it
+    crashes = [line for line in lines if line.startswith("pageerror:")]
+    if crashes:
+        pytest.fail("uncaught errors in the page:\n" + "\n".join(crashes), pytrace=False)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ none is a fixed sleep.
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 
@@ -135,6 +136,18 @@ def test_selection_from_python_opens_detail_and_esc_closes(view):
     python_value(k, "w.selected", lambda v: v is None, "w.selected after Esc")
 
 
+def test_esc_right_after_a_click_closes_detail(view):
+    """The usual flow: click a neuron (focus stays on it), read, press Esc."""
+    k, root = view.kernel, view.root
+    target = neuron(root, "conv_1_2", 6)
+    target.click()
+    expect(root.locator('.cnnx-detail[data-layer="conv_1_2"]')).to_be_visible(timeout=WAIT_MS)
+    python_value(k, "w.selected", lambda v: v is not None, "w.selected after the click")
+    view.page.keyboard.press("Escape")
+    expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
+    python_value(k, "w.selected", lambda v: v is None, "w.selected after Esc")
+
+
 def test_close_button_closes_detail(view):
     k, root = view.kernel, view.root
     neuron(root, "max_pool_2", 1).click()
@@ -183,6 +196,40 @@ def test_broken_upload_shows_error_and_keeps_image(view, tmp_path):
     # a good image afterwards clears the message
     k.run(f"w.image = {str(IMAGES / 'bus_1.jpeg')!r}")
     expect(error).to_be_hidden(timeout=WAIT_MS)
+
+
+def test_drop_png_on_widget_changes_python_image(view, tmp_path):
+    k, root = view.kernel, view.root
+    before = k.eval_json(IMAGE_EXPR)
+    data = base64.b64encode(png(tmp_path / "d.png", 90, 140).read_bytes()).decode()
+    transfer = view.page.evaluate_handle(
+        """(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+           const dt = new DataTransfer();
+           dt.items.add(new File([bytes], 'dropped-90x140.png', {type: 'image/png'}));
+           return dt; }""",
+        data,
+    )
+    zone = view.panel.locator(".cnnx-dropzone").first
+    zone.dispatch_event("dragenter", {"dataTransfer": transfer})
+    zone.dispatch_event("dragover", {"dataTransfer": transfer})
+    zone.dispatch_event("drop", {"dataTransfer": transfer})
+    after = python_value(k, IMAGE_EXPR, lambda v: v["seq"] > before["seq"], "w.image after drop")
+    assert after["name"] == "dropped-90x140.png" and after["sha"] != before["sha"]
+    expect(root).to_have_attribute("data-seq", str(after["seq"]), timeout=WAIT_MS)
+
+
+def test_color_scale_both_ways(view):
+    k, root = view.kernel, view.root
+    try:
+        root.locator('.cnnx-scale-btn[data-scale="module"]').first.click()
+        python_value(k, "w.color_scale", lambda v: v == "module", "w.color_scale after click")
+        expect(root).to_have_attribute("data-color-scale", "module", timeout=WAIT_MS)
+        k.run("w.color_scale = 'global'")
+        expect(root).to_have_attribute("data-color-scale", "global", timeout=WAIT_MS)
+        view.page.screenshot(path=str(ARTIFACTS / "color-scale-global.png"))
+    finally:
+        k.run("w.color_scale = 'unit'")
+    expect(root).to_have_attribute("data-color-scale", "unit", timeout=WAIT_MS)
 
 
 def test_thumbnail_shows_default_image(view):
