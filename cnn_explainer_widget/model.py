@@ -187,18 +187,28 @@ def as_network(
 
 
 def _infer_input_shape(model: nnx.Sequential) -> tuple[int, int, int]:
-    """Guess (H, W, C) from the first Conv and the first Linear's input size."""
+    """Guess (H, W, C) from the first Conv and the first Linear's input size.
+
+    Strides and pooling make several sizes fit (e.g. 29 to 32 for two stride-2 layers); of
+    those the one with the most factors of two wins (32), then the smallest (Tiny VGG: 64).
+    """
     convs = [m for m in model.layers if isinstance(m, nnx.Conv)]
     if not convs:
         raise ValueError("cannot infer the input shape: give input_shape=(H, W, C)")
     channels = int(convs[0].kernel.shape[2])
+    fits: list[int] = []
     for size in range(1, 513):
         try:
             network_from_layers(list(model.layers), (size, size, channels))
         except ValueError:
+            if fits:  # the sizes that fit are consecutive
+                break
             continue
-        return (size, size, channels)
-    raise ValueError("cannot infer a square input shape: give input_shape=(H, W, C)")
+        fits.append(size)
+    if not fits:
+        raise ValueError("cannot infer a square input shape: give input_shape=(H, W, C)")
+    size = max(fits, key=lambda n: ((n & -n), -n))
+    return (size, size, channels)
 
 
 def activations(x: np.ndarray, model: Any = None) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,6 @@ class TrainedModel:
     best_epoch: int | None = None
     layer_names: tuple[str, ...] | None = None
     name: str = "network"
-    _predict_cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.classes = tuple(str(c) for c in self.classes)
@@ -91,17 +90,14 @@ class TrainedModel:
         x = _as_images(images, self.input_shape)
         single = x.ndim == 3
         x = x[None] if single else x
-        fn = self._predict_cache.get("fn")
-        if fn is None:
-            graphdef, _ = nnx.split(self.model)
-
-            @jax.jit
-            def fn(state: Any, batch: jax.Array) -> jax.Array:
-                return jax.nn.softmax(_logits(nnx.merge(graphdef, state), batch), axis=-1)
-
-            self._predict_cache["fn"] = fn
-        _, state = nnx.split(self.model)
-        out = [np.asarray(fn(state, x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        graphdef, state = nnx.split(self.model)
+        size = max(1, min(batch_size, len(x)))
+        out = []
+        for start in range(0, len(x), size):
+            # Every batch padded to one shape: one compiled function, whatever N is.
+            chunk = x[start : start + size]
+            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *x.shape[1:]), x.dtype)])
+            out.append(np.asarray(_probabilities(graphdef, state, padded))[: len(chunk)])
         probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
         return probs[0] if single else probs
 
@@ -237,6 +233,8 @@ def train(
     x, y, class_names = _load_data(data, labels, classes, model_shape, image_size, channels)
     input_shape = x.shape[1:]
     if model is None:
+        if class_names is None:
+            class_names = [f"class {k}" for k in range(int(y.max()) + 1)]
         model = make_tiny_vgg(input_shape, len(class_names), rngs=nnx.Rngs(seed))
         layer_names, name = LAYER_NAMES, "Tiny VGG"
     # Refuse what the widget cannot explain before spending time on training.
@@ -244,6 +242,12 @@ def train(
     if network.input_shape != input_shape:
         raise ValueError(f"the model takes {network.input_shape} images, the data is {input_shape}")
     n_out = network.layers[-1].output_shape[0]
+    if class_names is None:  # integer labels, no names: the model's (Tiny VGG's classes)
+        if y.max() >= n_out:
+            raise ValueError(
+                f"label {int(y.max())} is out of range for the model's {n_out} outputs"
+            )
+        class_names = list(network.classes)
     if n_out != len(class_names):
         raise ValueError(
             f"the model has {n_out} outputs but there are {len(class_names)} classes "
@@ -298,34 +302,49 @@ def _logits(model: nnx.Module, x: jax.Array) -> jax.Array:
     return model(x)  # type: ignore[operator]
 
 
-def _make_steps(
-    model: nnx.Module, tx: optax.GradientTransformation
-) -> tuple[Callable[..., Any], Callable[..., Any], Any, Any]:
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+#: Adam with its learning rate in the optimiser state, so one compiled step serves every rate.
+_ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
 
-    def loss_and_correct(
-        p: Any, x: jax.Array, y: jax.Array, w: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        logits = _logits(nnx.merge(graphdef, p, rest), x)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-        correct = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
-        # Padded examples of a last, short batch have weight 0: one compiled shape for all.
-        return (losses * w).sum() / jnp.maximum(w.sum(), 1.0), (correct * w).sum()
 
-    @jax.jit
-    def train_step(
-        p: Any, opt_state: Any, x: jax.Array, y: jax.Array, w: jax.Array
-    ) -> tuple[Any, Any, jax.Array, jax.Array]:
-        (loss, correct), grads = jax.value_and_grad(loss_and_correct, has_aux=True)(p, x, y, w)
-        updates, opt_state = tx.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, loss * w.sum(), correct
+def _loss_and_correct(
+    graphdef: nnx.GraphDef[Any], p: Any, rest: Any, x: jax.Array, y: jax.Array, w: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    logits = _logits(nnx.merge(graphdef, p, rest), x)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    correct = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
+    # Padded examples of a last, short batch have weight 0: one compiled shape for all.
+    return (losses * w).sum() / jnp.maximum(w.sum(), 1.0), (correct * w).sum()
 
-    @jax.jit
-    def eval_step(p: Any, x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
-        loss, correct = loss_and_correct(p, x, y, w)
-        return loss * w.sum(), correct
 
-    return train_step, eval_step, params, tx.init(params)
+# The graph definition is static: jax.jit caches one compiled step per architecture and batch
+# shape, so training the same architecture again (or another of its instances) compiles nothing.
+@functools.partial(jax.jit, static_argnums=0)
+def _train_step(
+    graphdef: nnx.GraphDef[Any],
+    p: Any,
+    rest: Any,
+    opt_state: Any,
+    x: jax.Array,
+    y: jax.Array,
+    w: jax.Array,
+) -> tuple[Any, Any, jax.Array, jax.Array]:
+    grad_fn = jax.value_and_grad(_loss_and_correct, argnums=1, has_aux=True)
+    (loss, correct), grads = grad_fn(graphdef, p, rest, x, y, w)
+    updates, opt_state = _ADAM.update(grads, opt_state, p)
+    return optax.apply_updates(p, updates), opt_state, loss * w.sum(), correct
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _eval_step(
+    graphdef: nnx.GraphDef[Any], p: Any, rest: Any, x: jax.Array, y: jax.Array, w: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    loss, correct = _loss_and_correct(graphdef, p, rest, x, y, w)
+    return loss * w.sum(), correct
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _probabilities(graphdef: nnx.GraphDef[Any], state: Any, x: jax.Array) -> jax.Array:
+    return jax.nn.softmax(_logits(nnx.merge(graphdef, state), x), axis=-1)
 
 
 def _batches(indices: np.ndarray, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -357,7 +376,9 @@ def _fit(
     from tqdm.auto import tqdm
 
     batch_size = min(batch_size, len(x_train))
-    train_step, eval_step, params, opt_state = _make_steps(model, optax.adam(learning_rate))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    opt_state = _ADAM.init(params)
+    opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
     history: dict[str, list[float]] = {
         "loss": [],
         "accuracy": [],
@@ -370,15 +391,18 @@ def _fit(
     for epoch in bar:
         sums = []
         for idx, w in _batches(rng.permutation(len(x_train)), batch_size):
-            params, opt_state, loss, right = train_step(
-                params, opt_state, x_train[idx], y_train[idx], w
+            params, opt_state, loss, right = _train_step(
+                graphdef, params, rest, opt_state, x_train[idx], y_train[idx], w
             )
             sums.append((loss, right))
         # One device-to-host transfer per epoch, not one per step.
         loss_sum, correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
         metrics = {"loss": loss_sum / len(x_train), "accuracy": correct / len(x_train)}
         if val_batches:
-            sums = [eval_step(params, x_val[idx], y_val[idx], w) for idx, w in val_batches]
+            sums = [
+                _eval_step(graphdef, params, rest, x_val[idx], y_val[idx], w)
+                for idx, w in val_batches
+            ]
             val_loss, val_correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
             metrics["val_loss"] = val_loss / len(x_val)
             metrics["val_accuracy"] = val_correct / len(x_val)
@@ -461,7 +485,7 @@ def _load_data(
     model_shape: tuple[int, int, int] | None,
     image_size: int | None,
     channels: int | None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     if _is_folder(data):
         if labels is not None:
             raise ValueError("labels come from the sub-folders of a folder; give labels=None")
@@ -489,8 +513,9 @@ def _load_data(
             raise ValueError(f"the model takes {model_shape} images, the data is {x.shape[1:]}")
     present = np.unique(y)
     if len(present) < 2:
+        only = names[int(present[0])] if names else f"label {int(present[0])}"
         raise ValueError(
-            f"the data holds only one class ({names[int(present[0])]!r}); "
+            f"the data holds only one class ({only!r}); "
             "training a classifier needs images of at least two classes"
         )
     return x, y, names
@@ -530,7 +555,10 @@ def _as_images(images: Any, shape: tuple[int, ...] | None, what: str = "images")
     return x
 
 
-def _as_labels(labels: Any, n: int, classes: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+def _as_labels(
+    labels: Any, n: int, classes: Sequence[str] | None
+) -> tuple[np.ndarray, list[str] | None]:
+    """Integer labels, and the class names (None for integer labels without ``classes``)."""
     y = np.asarray(labels)
     if y.ndim != 1:
         raise ValueError(f"labels must be one value per image (N,), got shape {y.shape}")
@@ -556,7 +584,7 @@ def _as_labels(labels: Any, n: int, classes: Sequence[str] | None) -> tuple[np.n
                 f"label {int(y.max())} is out of range for {len(names)} classes {names}"
             )
     else:
-        names = [f"class {k}" for k in range(int(y.max()) + 1)]
+        names = None
     return y.astype(np.int32), names
 
 
