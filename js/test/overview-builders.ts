@@ -1,6 +1,6 @@
 // Small builders of fake networks and activations for the overview tests.
 
-import type { Activations, LayerSpec, LayerValues, Network } from "../src/payload";
+import type { Activations, ActivationsMessage, LayerSpec, LayerValues, Network, NetworkMessage } from "../src/payload";
 
 type Kind = LayerSpec["kind"];
 
@@ -92,4 +92,30 @@ export function activationsFor(net: Network, opts: { seq?: number; scale?: numbe
     }
   }
   return { seq: opts.seq ?? 1, image: { name: opts.image ?? "fake", source: "test" }, layers };
+}
+
+/** The wire messages (as the kernel sends them) for a fake network and its activations. */
+export function messages(net: Network, acts: Activations): { network: NetworkMessage; activations: ActivationsMessage } {
+  const network: NetworkMessage = {
+    version: 1,
+    name: net.name,
+    input_shape: net.inputShape,
+    classes: net.classes,
+    layers: net.layers,
+    data: new DataView(new ArrayBuffer(0)),
+  };
+  let total = 0;
+  for (const v of acts.layers.values()) total += v.values.length;
+  const all = new Float32Array(total);
+  const layers: ActivationsMessage["layers"] = [];
+  let offset = 0;
+  for (const v of acts.layers.values()) {
+    all.set(v.values, offset);
+    layers.push({ name: v.name, shape: v.shape, offset, min: v.min, max: v.max });
+    offset += v.values.length;
+  }
+  return {
+    network,
+    activations: { version: 1, seq: acts.seq, image: acts.image, layers, data: new DataView(all.buffer) },
+  };
 }
