@@ -97,6 +97,7 @@ class LabServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.log_path = root / "jupyter-lab.log"
+        self.cache_dir = root / ".cache"
 
     def start(self, timeout: float = 90.0) -> LabServer:
         cfg = self.root / ".jupyter-config"
@@ -126,6 +127,8 @@ class LabServer:
             IPYTHONDIR=str(self.root / ".ipython"),
             JUPYTER_PLATFORM_DIRS="1",
             JAX_PLATFORMS="cpu",
+            # the package's on-disk cache of compiled forward passes: per server, not ~/.cache
+            XDG_CACHE_HOME=str(self.cache_dir),
         )
         cmd = [
             sys.executable, "-m", "jupyter", "lab", "--no-browser",
