@@ -49,6 +49,8 @@ export class CnnExplainerView {
   private selection: Selection | null = null;
   private detail: DetailView | null = null;
   private detailLayer = "";
+  /** Scroll the detail panel's top into view once it opens (after a click, not from Python). */
+  private revealDetail = false;
   private fatal = "";
   private networkDirty = true;
   private actsDirty = true;
@@ -81,7 +83,12 @@ export class CnnExplainerView {
     });
     const wrap = h("div", { class: "cnnx-overview-wrap" });
     this.root.append(wrap);
-    this.overview = new Overview(wrap, { onSelect: (sel) => this.select(sel) });
+    this.overview = new Overview(wrap, {
+      onSelect: (sel) => {
+        this.revealDetail = true;
+        this.select(sel);
+      },
+    });
     this.detailHost = h("div", { class: "cnnx-detail-host" });
     this.detailHost.hidden = true;
     this.root.append(this.detailHost, h("div", { class: "cnnx-drop-hint", "aria-hidden": "true" }, "Drop an image to explain it"));
@@ -271,6 +278,19 @@ export class CnnExplainerView {
       this.detailLayer = "";
     }
     this.root.dataset.detail = sel.layer;
+    if (this.revealDetail) {
+      this.revealDetail = false;
+      this.scrollDetailIntoView();
+    }
+  }
+
+  /** Minimal scroll (of whatever scrolls the notebook) so the panel's first ~240 px show. */
+  private scrollDetailIntoView(): void {
+    const anchor = h("div", { class: "cnnx-detail-anchor", "aria-hidden": "true" });
+    anchor.style.height = `${Math.min(240, this.detailHost.offsetHeight || 240)}px`;
+    this.detailHost.prepend(anchor);
+    anchor.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
+    window.setTimeout(() => anchor.remove(), 1000);
   }
 
   private select(sel: Selection | null): void {
