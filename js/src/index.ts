@@ -66,6 +66,8 @@ export class CnnExplainerView {
   ) {
     this.root = h("div", {
       class: "cnnx-root cnnx-dropzone",
+      role: "group",
+      "aria-label": "CNN Explainer",
       "data-ready": "0",
       "data-seq": "",
       "data-prediction": "",
@@ -163,6 +165,7 @@ export class CnnExplainerView {
         const msg = this.model.get("_network");
         if (!hasPayload(msg)) return;
         this.network = decodeNetwork(msg as NetworkMessage);
+        this.root.setAttribute("aria-label", `CNN Explainer: ${this.network.name}`);
         this.overview.setNetwork(this.network);
         this.overview.resize(this.width());
         this.overview.setSelection(this.selection);

@@ -137,7 +137,7 @@ export class Overview {
       class: `cnnx-neuron cnnx-ov-${col.kind}`,
       "data-layer": col.layer,
       "data-index": String(i),
-      "data-kind": col.kind,
+      "data-column": col.kind,
       tabindex: "0",
       role: "button",
       "aria-label": label,
