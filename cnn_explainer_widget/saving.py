@@ -135,7 +135,6 @@ def _from_parts(
     history = json.loads(history) if history else {}
     best_epoch = json.loads(metadata.get("best_epoch", "null"))
 
-    rngs = nnx.Rngs(0)
     items: list[Any] = []
     names: list[str] = []
     used: set[str] = set()
@@ -158,12 +157,14 @@ def _from_parts(
             padding = tuple(_ints(p, 2, f"layer {name!r} padding", source) for p in pads)
             oh = conv_output_size(shape[0], kernel_size[0], stride[0], *padding[0])
             ow = conv_output_size(shape[1], kernel_size[1], stride[1], *padding[1])
+            if oh < 1 or ow < 1:
+                raise WeightsFileError(f"{where}: window {kernel_size} does not fit {shape}")
         if kind == "conv":
             features, use_bias = _check_weights(spec, name, tensors, source)
             kernel_shape = (*kernel_size, shape[2], features)
-            conv = nnx.Conv(
-                shape[2], features, kernel_size, strides=stride, padding=padding,
-                use_bias=use_bias, rngs=rngs,
+            conv = _abstract(
+                nnx.Conv, shape[2], features, kernel_size, strides=stride, padding=padding,
+                use_bias=use_bias,
             )  # fmt: skip
             _set(conv, tensors, name, kernel_shape, use_bias, source)
             items.append(conv)
@@ -172,7 +173,7 @@ def _from_parts(
             if len(shape) != 1:
                 raise WeightsFileError(f"{where}: a dense layer needs a flat input, gets {shape}")
             features, use_bias = _check_weights(spec, name, tensors, source)
-            dense = nnx.Linear(shape[0], features, use_bias=use_bias, rngs=rngs)
+            dense = _abstract(nnx.Linear, shape[0], features, use_bias=use_bias)
             _set(dense, tensors, name, (shape[0], features), use_bias, source)
             items.append(dense)
             shape = (features,)
@@ -228,6 +229,11 @@ def _from_parts(
     except ValueError as exc:
         raise WeightsFileError(f"{source}: {exc}") from None
     return trained
+
+
+def _abstract(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
+    """A module with its structure but no values (no random initialisation runs)."""
+    return nnx.eval_shape(lambda: cls(*args, **kwargs, rngs=nnx.Rngs(0)))
 
 
 def _check_weights(

@@ -139,8 +139,14 @@ def case(request: pytest.FixtureRequest) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     image = rng.uniform(0.0, 1.0, shape).astype(np.float32)
     widget = CNNExplainer(image, model=model, classes=classes, input_shape=shape)
-    return {"name": request.param, "model": model, "shape": shape, "classes": classes,
-            "image": image, "widget": widget}
+    return {
+        "name": request.param,
+        "model": model,
+        "shape": shape,
+        "classes": classes,
+        "image": image,
+        "widget": widget,
+    }
 
 
 def test_payload_describes_the_architecture(case):
@@ -148,8 +154,15 @@ def test_payload_describes_the_architecture(case):
     assert payload["input_shape"] == list(case["shape"])
     assert payload["classes"] == case["classes"]
     got = [
-        (la["name"], la["kind"], la["output_shape"], la["kernel_size"], la["stride"],
-         la["padding"], la["function"])
+        (
+            la["name"],
+            la["kind"],
+            la["output_shape"],
+            la["kernel_size"],
+            la["stride"],
+            la["padding"],
+            la["function"],
+        )
         for la in payload["layers"]
     ]
     assert got == EXPECTED[case["name"]]
@@ -286,8 +299,12 @@ def test_unsupported_layer_is_named(item, named):
 
 def test_other_refusals_name_the_layer():
     r = nnx.Rngs(0)
-    dilated = nnx.Sequential(*_base()[:0], nnx.Conv(1, 2, (3, 3), kernel_dilation=2, rngs=r),
-                             Flatten(), nnx.Linear(8 * 8 * 2, 3, rngs=r))
+    dilated = nnx.Sequential(
+        *_base()[:0],
+        nnx.Conv(1, 2, (3, 3), kernel_dilation=2, rngs=r),
+        Flatten(),
+        nnx.Linear(8 * 8 * 2, 3, rngs=r),
+    )
     with pytest.raises(ValueError, match=r"layer 0 \(Conv\): dilated"):
         as_network(dilated, input_shape=(8, 8, 1))
     early_softmax = nnx.Sequential(*_base(nnx.softmax))

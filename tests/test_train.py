@@ -59,7 +59,13 @@ def held_out() -> tuple[np.ndarray, np.ndarray]:
 def trained(shapes) -> TrainedModel:
     x, y, classes = shapes
     return train(
-        small_net(), x, y, classes=classes, epochs=20, learning_rate=1e-2, patience=None,
+        small_net(),
+        x,
+        y,
+        classes=classes,
+        epochs=20,
+        learning_rate=1e-2,
+        patience=None,
         progress=False,
     )
 
@@ -72,7 +78,7 @@ def test_make_shapes_is_deterministic_balanced_and_in_range():
     assert classes == ("circle", "square", "triangle")
     assert x.shape == (60, 24, 24, 1) and x.dtype == np.float32
     assert y.shape == (60,) and np.bincount(y).tolist() == [20, 20, 20]
-    assert 0 <= x.min() and x.max() <= 1
+    assert x.min() >= 0 and x.max() <= 1
     x2, y2, _ = make_shapes(20, size=24, channels=1, seed=3)
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
@@ -103,7 +109,7 @@ def test_training_beats_chance_on_held_out_data(trained, held_out):
 
 
 def test_trained_model_goes_straight_into_the_widget(trained, held_out):
-    x_test, y_test = held_out
+    x_test, _ = held_out
     w = CNNExplainer(x_test[0], model=trained)
     assert w.classes == ["circle", "square", "triangle"]
     assert w.image.shape == (32, 32, 1)
@@ -118,8 +124,16 @@ def test_trained_model_goes_straight_into_the_widget(trained, held_out):
 def test_early_stopping_keeps_the_best_weights(shapes):
     x, y, classes = shapes
     result = train(
-        small_net(1), x, y, classes=classes, epochs=30, learning_rate=3e-2, patience=2,
-        validation_split=0.25, seed=5, progress=False,
+        small_net(1),
+        x,
+        y,
+        classes=classes,
+        epochs=30,
+        learning_rate=3e-2,
+        patience=2,
+        validation_split=0.25,
+        seed=5,
+        progress=False,
     )
     val_loss = result.history["val_loss"]
     assert result.best_epoch == int(np.argmin(val_loss)) + 1
@@ -183,7 +197,7 @@ def test_train_an_existing_tiny_vgg():
 
 
 def test_bad_folders_are_refused_clearly(tmp_path, shapes):
-    x, y, classes = shapes
+    x = shapes[0]
     with pytest.raises(ValueError, match="is not a folder"):
         train(None, tmp_path / "missing", progress=False)
     (tmp_path / "empty").mkdir()
@@ -291,8 +305,13 @@ def test_save_load_tiny_vgg_and_all_layer_kinds(tmp_path):
     model = nnx.Sequential(
         nnx.Conv(1, 3, (3, 2), strides=(2, 1), padding="SAME", use_bias=False, rngs=r),
         functools.partial(nnx.leaky_relu, negative_slope=0.3),
-        functools.partial(nnx.avg_pool, window_shape=(3, 3), strides=(2, 2),
-                          padding=((1, 1), (1, 0)), count_include_pad=False),
+        functools.partial(
+            nnx.avg_pool,
+            window_shape=(3, 3),
+            strides=(2, 2),
+            padding=((1, 1), (1, 0)),
+            count_include_pad=False,
+        ),
         nnx.gelu,
         functools.partial(nnx.max_pool, window_shape=(2, 2), strides=(1, 1), padding="SAME"),
         Flatten(),
@@ -338,26 +357,42 @@ def test_bad_model_files_name_the_problem(trained, tmp_path):
         load_model(weights_path())
     cases = [
         (lambda t, m: t.pop("conv_1.bias"), r"tensor 'conv_1.bias' is missing"),
-        (lambda t, m: t.__setitem__("output.kernel", np.zeros((2, 3), np.float32)),
-         r"tensor 'output.kernel' has shape \(2, 3\), expected \(32, 3\)"),
-        (lambda t, m: t.__setitem__("extra", np.zeros(1, np.float32)),
-         r"unexpected tensor\(s\) \['extra'\]"),
+        (
+            lambda t, m: t.__setitem__("output.kernel", np.zeros((2, 3), np.float32)),
+            r"tensor 'output.kernel' has shape \(2, 3\), expected \(32, 3\)",
+        ),
+        (
+            lambda t, m: t.__setitem__("extra", np.zeros(1, np.float32)),
+            r"unexpected tensor\(s\) \['extra'\]",
+        ),
         (lambda t, m: m.pop("classes"), "metadata field 'classes' is missing"),
         (lambda t, m: m.__setitem__("layers", "[{"), "metadata field 'layers' is not valid JSON"),
         (lambda t, m: m.__setitem__("input_shape", "[32, 32]"), "'input_shape' must be 3"),
         (lambda t, m: m.__setitem__("format_version", "9"), "'format_version' is '9'"),
-        (_edit_layers(lambda ls: ls[1].__setitem__("kind", "dropout")),
-         "layer 'relu_1': unknown layer kind 'dropout'"),
-        (_edit_layers(lambda ls: ls[1].__setitem__("function", "swish")),
-         "layer 'relu_1': activation 'swish' is not one of"),
-        (_edit_layers(lambda ls: ls[0].__setitem__("stride", [2])),
-         r"layer 'conv_1' stride must be 2 integers"),
-        (_edit_layers(lambda ls: ls[0].__setitem__("features", "8")),
-         "layer 'conv_1' features must be a positive integer"),
-        (_edit_layers(lambda ls: ls[1].__setitem__("name", "conv_1")),
-         "layer 'conv_1': the name is used twice"),
-        (_edit_layers(lambda ls: ls.pop(5)),  # drop the flatten
-         "layer 'dense_1': a dense layer needs a flat input"),
+        (
+            _edit_layers(lambda ls: ls[1].__setitem__("kind", "dropout")),
+            "layer 'relu_1': unknown layer kind 'dropout'",
+        ),
+        (
+            _edit_layers(lambda ls: ls[1].__setitem__("function", "swish")),
+            "layer 'relu_1': activation 'swish' is not one of",
+        ),
+        (
+            _edit_layers(lambda ls: ls[0].__setitem__("stride", [2])),
+            r"layer 'conv_1' stride must be 2 integers",
+        ),
+        (
+            _edit_layers(lambda ls: ls[0].__setitem__("features", "8")),
+            "layer 'conv_1' features must be a positive integer",
+        ),
+        (
+            _edit_layers(lambda ls: ls[1].__setitem__("name", "conv_1")),
+            "layer 'conv_1': the name is used twice",
+        ),
+        (
+            _edit_layers(lambda ls: ls.pop(5)),  # drop the flatten
+            "layer 'dense_1': a dense layer needs a flat input",
+        ),
     ]
     for edit, message in cases:
         with pytest.raises(WeightsFileError, match=message):
