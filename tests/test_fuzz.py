@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFile
 
 from cnn_explainer_widget import CNNExplainer, load_image
 from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES, selectable_layers
@@ -651,6 +651,40 @@ def test_comm_upload_reaches_the_widget(widget):
     CASES["comm messages: Widget._handle_msg"] += 2
 
 
+# ---- found while fuzzing: regression checks ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc", [MemoryError(), zlib.error("invalid distance"), struct.error("unpack"), ZeroDivisionError(),
+            RuntimeError("decoder"), ValueError("buffer is not large enough")]
+)
+def test_any_decoder_exception_becomes_a_clear_error(monkeypatch, exc):
+    def broken_load(self):
+        raise exc
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken_load)
+    with pytest.raises(ValueError, match="the image file is truncated or corrupt") as info:
+        load_image(CORPUS["png"])
+    assert type(exc).__name__ in str(info.value)
+
+
+def test_unreadable_paths_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="cannot read image file"):
+        load_image("a" * 5000)
+    with pytest.raises(ValueError, match="no such image file"):
+        load_image("a\0b")
+
+
+def test_float_images_with_nan_or_inf_are_refused():
+    for bad in (np.nan, np.inf):
+        values = np.full((20, 20), 0.5, np.float32)
+        values[3, 4] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            load_image(Image.fromarray(values, "F"))
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            load_image(_encode(Image.fromarray(values, "F"), "TIFF"))
+
+
 # ---- the report ---------------------------------------------------------------------------------
 
 
@@ -663,4 +697,3 @@ def test_zz_report_case_counts():
         print(f"  {n:6d}  {k}")
     if len(CASES) >= 10:  # the whole module ran, not a -k selection
         assert total >= 3000
-
