@@ -112,6 +112,12 @@ def test_image_change_from_python_redraws_overview(view):
     expect(root).to_have_attribute("data-seq", str(after["seq"]), timeout=WAIT_MS)
     expect(root).to_have_attribute("data-prediction", after["prediction"], timeout=WAIT_MS)
     # the new activations came as one binary websocket frame, not as base64 text
+    # (Playwright reports frames as events: wait until the big one has been reported)
+    wait_for(
+        lambda: any(len(p) >= ACTIVATION_BYTES for _, d, p in view.frames[n_frames:] if d == "in"),
+        10,
+        what="the update's websocket frame",
+    )
     new = view.frames[n_frames:]
     binary = [len(p) for _, d, p in new if d == "in" and isinstance(p, bytes | bytearray)]
     text = [len(p) for _, d, p in new if d == "in" and isinstance(p, str)]
