@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flax import nnx
-from numpy_reference import network_forward
 
 from cnn_explainer_widget import (
     CLASS_NAMES,
@@ -20,6 +19,8 @@ from cnn_explainer_widget import (
     network_from_layers,
 )
 from cnn_explainer_widget.model import tiny_vgg_network
+
+from numpy_reference import network_forward
 
 TINY_VGG_KEYS = (
     "input",
