@@ -58,6 +58,8 @@ def loads(blob: bytes, source: str = "weights") -> tuple[dict[str, np.ndarray], 
     if not isinstance(header, dict):
         raise WeightsFileError(f"{source}: corrupt weights header (not a JSON object)")
     metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict):
+        raise WeightsFileError(f"{source}: corrupt weights header (__metadata__ is not a table)")
     body = memoryview(blob)[8 + header_len :]
     tensors: dict[str, np.ndarray] = {}
     for name, info in header.items():
@@ -67,14 +69,27 @@ def loads(blob: bytes, source: str = "weights") -> tuple[dict[str, np.ndarray], 
             raise WeightsFileError(f"{source}: tensor {name!r} has a malformed entry") from None
         if dtype != "F32":
             raise WeightsFileError(f"{source}: tensor {name!r} has dtype {dtype}, expected F32")
-        count = int(np.prod(shape, dtype=np.int64))
-        if end > len(body) or end - start != 4 * count or start < 0:
+        if not (isinstance(shape, list) and all(_is_size(n) for n in shape)):
+            raise WeightsFileError(f"{source}: tensor {name!r} has a malformed shape {shape!r}")
+        if not (_is_size(start) and _is_size(end)):
+            raise WeightsFileError(f"{source}: tensor {name!r} has malformed data offsets")
+        count = 1
+        for n in shape:
+            count *= n
+        if end > len(body) or end - start != 4 * count or start > end:
             raise WeightsFileError(
                 f"{source}: tensor {name!r} is truncated (needs bytes {start}..{end}, "
                 f"file has {len(body)})"
             )
-        tensors[name] = np.frombuffer(body[start:end], dtype="<f4").reshape(shape).copy()
+        array = np.frombuffer(body[start:end], dtype="<f4").reshape(shape).copy()
+        if not np.isfinite(array).all():
+            raise WeightsFileError(f"{source}: tensor {name!r} contains NaN or infinite values")
+        tensors[name] = array
     return tensors, {str(k): str(v) for k, v in metadata.items()}
+
+
+def _is_size(value: object) -> bool:
+    return type(value) is int and value >= 0
 
 
 def load_file(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:

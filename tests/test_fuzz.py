@@ -25,9 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from cnn_explainer_widget import CNNExplainer, load_image
+from cnn_explainer_widget import CNNExplainer, WeightsFileError, load_image
+from cnn_explainer_widget._safetensors import loads
 from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES, selectable_layers
 from cnn_explainer_widget.images import DEFAULT_IMAGES, MAX_PIXELS
+from cnn_explainer_widget.model import weights_path
 
 #: Cases run per entry point (printed by the last test of this module).
 CASES: Counter[str] = Counter()
@@ -683,6 +685,53 @@ def test_float_images_with_nan_or_inf_are_refused():
             load_image(Image.fromarray(values, "F"))
         with pytest.raises(ValueError, match="NaN or infinite"):
             load_image(_encode(Image.fromarray(values, "F"), "TIFF"))
+
+
+# ---- weights files ------------------------------------------------------------------------------
+
+WEIGHTS = weights_path().read_bytes()
+
+
+@st.composite
+def corrupted_weights(draw: st.DrawFn) -> bytes:
+    data = bytearray(WEIGHTS)
+    header_len = struct.unpack("<Q", data[:8])[0]
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["truncate", "flip-header", "flip-body", "nan", "edit"]))
+        if op == "truncate" and data:
+            data = data[: draw(st.integers(0, len(data) - 1))]
+        elif op == "flip-header" and len(data) > 8:
+            i = draw(st.integers(0, min(len(data), 8 + header_len) - 1))
+            data[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "flip-body" and len(data) > 8 + header_len:
+            i = draw(st.integers(8 + header_len, len(data) - 1))
+            data[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "nan" and len(data) >= 8 + header_len + 4:
+            i = draw(st.integers(8 + header_len, len(data) - 4))
+            data[i : i + 4] = struct.pack("<f", draw(st.sampled_from([np.nan, np.inf, -np.inf])))
+        elif op == "edit" and len(data) >= 8 + header_len:
+            text = bytes(data[8 : 8 + header_len])
+            old = draw(st.sampled_from([b'"F32"', b'"shape":[', b'"data_offsets":[', b"kernel", b"bias", b",", b"]"]))
+            new = draw(st.sampled_from([b'"F16"', b'"shape":[-1,', b'"data_offsets":["x",', b"kernal", b"[[]]", b"", b"1e400", b"null"]))
+            text = text.replace(old, new, 1)
+            data = bytearray(struct.pack("<Q", len(text)) + text + bytes(data[8 + header_len :]))
+            header_len = len(text)
+    return bytes(data)
+
+
+@fuzz_settings(300)
+@given(st.one_of(corrupted_weights(), st.binary(max_size=256)))
+def test_weights_file_mutations(blob):
+    """A broken weights file is a WeightsFileError (naming the tensor when one is at fault)."""
+    CASES["weights: mutated safetensors"] += 1
+    with time_bound():
+        try:
+            tensors, _ = loads(blob)
+        except WeightsFileError as exc:
+            assert_clear(exc)
+            return
+    for name, array in tensors.items():
+        assert np.isfinite(array).all(), name
 
 
 # ---- the report ---------------------------------------------------------------------------------
