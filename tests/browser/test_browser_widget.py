@@ -312,3 +312,33 @@ def test_position_selected_from_python_is_shown_in_math_view(view):
     expect(out).to_have_attribute("data-x", "20", timeout=WAIT_MS)
     expected = k.eval_json("float(w.activations['conv_2_2'][10, 20, 8])")
     assert abs(float(out.get_attribute("data-value")) - expected) <= 1e-4
+
+
+# ---- last: a second view of the same widget (changes the page for any later test) -------------
+
+
+def test_second_view_of_same_widget_follows_python(view):
+    k, page = view.kernel, view.page
+    cell = view.panel.locator(".jp-Cell").nth(1)
+    cell.locator(".cm-content").click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("w")
+    page.keyboard.press("Shift+Enter")
+    roots = view.panel.locator(".cnnx-root[data-ready='1']")
+    expect(roots).to_have_count(2, timeout=WAIT_MS)
+    before = k.eval_json(IMAGE_EXPR)
+    name = "orange_1.jpeg" if before["name"] != "orange_1.jpeg" else "car_1.jpeg"
+    k.run(f"w.image = {str(IMAGES / name)!r}")
+    seq = str(k.eval_json("w._activations['seq']"))
+    for i in range(2):
+        expect(roots.nth(i)).to_have_attribute("data-seq", seq, timeout=WAIT_MS)
+    k.run("w.selected = {'layer': 'relu_2_2', 'index': 1}")
+    for i in range(2):
+        expect(roots.nth(i)).to_have_attribute("data-detail", "relu_2_2", timeout=WAIT_MS)
+    # Esc in the second view closes the detail everywhere (it is the model's state)
+    roots.nth(1).locator(".cnnx-detail-close").focus()
+    page.keyboard.press("Escape")
+    for i in range(2):
+        expect(roots.nth(i)).to_have_attribute("data-detail", "", timeout=WAIT_MS)
+    roots.nth(1).scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "two-views.png"))
