@@ -8,8 +8,8 @@ Run by hand from the repository root::
 Prints, for one image and for batches of 1, 32, 256 and 1024: the median wall time of
 `Network.activations` (every layer's output as numpy arrays) and of the float64 numpy reference
 (tests/numpy_reference.py, vectorised over the batch), images per second, and the ratio; then
-the time a fresh Python process takes to its first result (import, load weights, compile or
-load the compiled forward pass, run), median of 3, with an empty and with a warm cache.
+the time a fresh Python process takes to its first result (import, load weights,
+compile, run), median of 3 fresh processes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -109,22 +108,13 @@ def main() -> None:
         )
 
     print()
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as tmp:
-        env["XDG_CACHE_HOME"] = tmp
-        empty = []
-        for i in range(3):
-            env["XDG_CACHE_HOME"] = os.path.join(tmp, str(i))  # a fresh, empty cache each time
-            empty.append(cold_start(env))
-        warm = [cold_start(env) for _ in range(3)]  # the last cache now holds the executable
-    for label, runs in (("empty cache", empty), ("warm cache", warm)):
-        total = statistics.median(r[0] for r in runs)
-        inner = statistics.median(r[1] for r in runs)
-        print(
-            f"cold first result, {label}: {total:.2f} s from process start "
-            f"({inner:.2f} s after the interpreter started; median of 3)"
-        )
-
+    runs = [cold_start(dict(os.environ)) for _ in range(3)]
+    total = statistics.median(r[0] for r in runs)
+    inner = statistics.median(r[1] for r in runs)
+    print(
+        f"cold first result: {total:.2f} s from process start "
+        f"({inner:.2f} s after the interpreter started; median of 3 fresh processes)"
+    )
 
 def fmt(seconds: float) -> str:
     if seconds < 1e-3:

@@ -12,14 +12,9 @@ single `jax.jit`-compiled forward pass that returns every intermediate activatio
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
-import os
-import pickle
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import jax
@@ -152,8 +147,6 @@ class Network:
         self._param_leaves = tuple(leaves)
         self._forward = jax.jit(functools.partial(_forward_flat, self.layers, treedef))
         self._keys = self.keys
-        # Compiled forward passes by batch size, each from the on-disk cache when possible.
-        self._compiled: dict[int, Callable[..., tuple[jax.Array, ...]]] = {}
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -172,12 +165,7 @@ class Network:
         x = self._check_input(x)
         single = x.ndim == 3
         batch = x[None] if single else x
-        forward = self._compiled.get(batch.shape[0])
-        if forward is None:
-            forward = self._compiled[batch.shape[0]] = _compile_cached(
-                self._forward, self.layers, self._param_leaves, batch
-            )
-        outputs = forward(self._param_leaves, batch)
+        outputs = self._forward(self._param_leaves, batch)
         # On CPU np.asarray is a zero-copy, read-only view of each result buffer (as
         # jax.device_get gives), about 0.5 µs an array.
         keys = self._keys
@@ -210,86 +198,6 @@ class Network:
         if not np.isfinite(x).all():
             raise ValueError("image contains NaN or infinite values")
         return x
-
-
-#: Environment variable that turns the on-disk cache of compiled forward passes off ("0").
-CACHE_ENV = "CNN_EXPLAINER_WIDGET_CACHE"
-
-
-def _cache_dir() -> Path | None:
-    """Folder of the compiled-forward cache: ``$XDG_CACHE_HOME`` or ``~/.cache``."""
-    if os.environ.get(CACHE_ENV, "1") == "0":
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cnn_explainer_widget" / "xla"
-
-
-def _machine_key() -> str:
-    """What a compiled CPU executable depends on besides the program: versions, CPU, flags."""
-    import jaxlib
-
-    cpu = platform.machine() + platform.processor()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu += "".join(sorted({ln for ln in f if ln.startswith(("flags", "model name"))}))
-    except OSError:
-        pass
-    device = jax.devices()[0]
-    try:  # the forward pass's own code: an edited formulation must not load a stale executable
-        source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    except OSError:
-        source = ""
-    return "|".join(
-        (
-            source,
-            jax.__version__,
-            jaxlib.__version__,
-            device.platform,
-            device.device_kind,
-            cpu,
-            os.environ.get("XLA_FLAGS", ""),
-            str(jax.config.jax_enable_x64),
-            str(jax.config.jax_default_matmul_precision),
-        )
-    )
-
-
-def _compile_cached(
-    jitted: Any, layers: tuple[Layer, ...], leaves: tuple[jax.Array, ...], x: np.ndarray
-) -> Callable[..., tuple[jax.Array, ...]]:
-    """``jitted`` compiled for ``x``'s shape, loaded from or saved to the on-disk cache.
-
-    Compiling the forward pass takes about a second; a new Python process instead loads the
-    executable it compiled last time (a few ms). The cache is this package's own folder (see
-    `_cache_dir`), keyed by the network, the shapes and everything in `_machine_key`; it leaves
-    JAX's global configuration (``jax_compilation_cache_dir``) alone. Only CPU executables are
-    cached; any failure falls back to compiling.
-    """
-    folder = _cache_dir()
-    if folder is None or jax.default_backend() != "cpu":
-        return jitted
-    try:
-        from jax.experimental import serialize_executable
-
-        spec = repr((layers, [(a.shape, str(a.dtype)) for a in leaves], x.shape, str(x.dtype)))
-        key = hashlib.sha256((spec + _machine_key()).encode()).hexdigest()[:32]
-        path = folder / f"forward-{key}.pkl"
-        if path.is_file():
-            try:
-                with open(path, "rb") as f:
-                    payload, in_tree, out_tree = pickle.load(f)
-                return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
-            except Exception:  # unreadable or stale entry: compile again and replace it
-                pass
-        compiled = jitted.lower(leaves, x).compile()
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(serialize_executable.serialize(compiled), f)
-        os.replace(tmp, path)
-        return compiled
-    except Exception:  # a cache problem must never stop the forward pass
-        return jitted
 
 
 def _activation_key(layers: Sequence[Layer], i: int) -> str:
