@@ -185,7 +185,11 @@ def _check_pixels(size: tuple[int, int]) -> None:
 
 
 def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, bool]:
-    """RGB float64 in [0, 1] from any PIL mode, and whether it came from 8-bit data."""
+    """RGB pixels from any PIL mode, and whether they are 8-bit.
+
+    8-bit modes give a ``uint8`` array (converted to floats only in small pieces later, so a
+    large photo never exists as a float64 copy); 16-bit and float modes give float64 in [0, 1].
+    """
     _check_pixels(image.size)
     mode = image.mode
     try:
@@ -203,8 +207,7 @@ def _pil_to_rgb(image: Image.Image) -> tuple[np.ndarray, bool]:
                 # P with transparency and LA go through RGBA so palette and alpha are honoured.
                 rgba = "A" in mode or "transparency" in image.info
                 image = image.convert("RGBA" if rgba else "RGB")
-            arr = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
-            return arr, True
+            return np.asarray(image.convert("RGB"), dtype=np.uint8), True
     except Exception as exc:  # a truncated frame, broken EXIF, a mode with no RGB conversion
         raise ValueError(
             f"the image (mode {mode}) could not be decoded or converted to RGB ({_reason(exc)}); "
@@ -230,7 +233,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
         )
     _check_pixels((array.shape[1], array.shape[0]))
     if array.dtype == np.uint8:
-        values = array.astype(np.float64) / 255.0
+        values = array  # stays 8-bit until resize_center_crop converts what it needs
     elif array.dtype.kind == "f":
         values = array.astype(np.float64)
         if not np.isfinite(values).all():
@@ -254,11 +257,12 @@ def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:
     """Scale so the shorter side is ``size + 1`` and cut out the centre ``size × size``.
 
     This is the original's rule (for 64: shorter side 65, then the block starting at
-    ``⌊W/2⌋ − 32``, ``⌊H/2⌋ − 32``). An image already ``size × size`` is returned unchanged.
+    ``⌊W/2⌋ − 32``, ``⌊H/2⌋ − 32``). An image already ``size × size`` is used unchanged.
+    ``rgb`` is ``uint8`` (0–255) or float in [0, 1]; the result is float in [0, 1].
     """
     h, w = rgb.shape[:2]
     if (h, w) == (size, size):
-        return rgb
+        return rgb / 255.0 if rgb.dtype == np.uint8 else rgb
     f = (size + 1) / min(w, h)
     out_w, out_h = max(size, math.trunc(w * f)), max(size, math.trunc(h * f))
     left, top = out_w // 2 - size // 2, out_h // 2 - size // 2
@@ -277,17 +281,37 @@ def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:
 
 
 def _halve(a: np.ndarray) -> np.ndarray:
-    """One mip level: 2×2 box average (a 1-2-1 filter along an odd axis, as Skia does)."""
-    return _halve_axis(_halve_axis(a, 0), 1)
+    """One mip level: 2×2 box average (a 1-2-1 filter along an odd axis, as Skia does).
+
+    An 8-bit level is converted to float32 in bands of rows, so the first (largest) level of a
+    big photo never exists as a float copy: peak memory stays near the decoded image's size.
+    """
+    if a.dtype != np.uint8:
+        return _halve_axis(_halve_axis(a, 0), 1)
+    rows, odd = a.shape[0] // 2, a.shape[0] % 2
+    out = np.empty((rows, a.shape[1] // 2, a.shape[2]), np.float32)
+    band = 256
+    for r0 in range(0, rows, band):
+        r1 = min(rows, r0 + band)
+        # Output rows r0..r1 read input rows 2·r0 .. 2·r1 (one more along an odd axis).
+        block = a[2 * r0 : 2 * r1 + odd].astype(np.float32) / np.float32(255)
+        out[r0:r1] = _halve_axis(_halve_axis(block, 0), 1)
+    return out
 
 
 def _halve_axis(a: np.ndarray, axis: int) -> np.ndarray:
     n = a.shape[axis]
     m = n // 2
-    take = lambda start, stop, step=2: np.take(a, np.arange(start, stop, step), axis=axis)  # noqa: E731
+
+    def every_other(start: int, stop: int) -> np.ndarray:
+        index: list[slice] = [slice(None)] * a.ndim
+        index[axis] = slice(start, stop, 2)
+        return a[tuple(index)]
+
     if n % 2 == 0:
-        return (take(0, 2 * m) + take(1, 2 * m)) / 2
-    return (take(0, 2 * m) + 2 * take(1, 2 * m + 1) + take(2, 2 * m + 1)) / 4
+        return (every_other(0, 2 * m) + every_other(1, 2 * m)) * 0.5
+    centre = every_other(1, 2 * m + 1)
+    return (every_other(0, 2 * m) + 2 * centre + every_other(2, 2 * m + 1)) * 0.25
 
 
 def _bilinear(a: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -301,4 +325,5 @@ def _bilinear(a: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     wx = (xs - x0)[None, :, None]
     top = a[y0][:, x0] * (1 - wx) + a[y0][:, x1] * wx
     bottom = a[y1][:, x0] * (1 - wx) + a[y1][:, x1] * wx
-    return top * (1 - wy) + bottom * wy
+    out = top * (1 - wy) + bottom * wy
+    return out / 255.0 if a.dtype == np.uint8 else out
