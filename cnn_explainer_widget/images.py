@@ -81,16 +81,11 @@ def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-    if isinstance(source, np.ndarray):
-        rgb, quantised = _array_to_rgb(source), source.dtype == np.uint8
-    elif isinstance(source, Image.Image):
-        rgb, quantised = _pil_to_rgb(source)
-    elif isinstance(source, bytes | bytearray | memoryview):
-        rgb, quantised = _pil_to_rgb(_open_bytes(bytes(source)))
-    elif isinstance(source, str | os.PathLike):
-        rgb, quantised = _pil_to_rgb(_open_path(Path(source)))
-    else:
-        raise TypeError(f"cannot load an image from {type(source).__name__}: expected {ACCEPTED}")
+    with warnings.catch_warnings():
+        # Pillow warns about damaged metadata it skips ("Tag data larger than file"); the
+        # image either decodes or fails with our error, so the warning only adds noise.
+        warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+        rgb, quantised = _decode(source)
     out = resize_center_crop(rgb, size)
     if quantised:
         # The original reads pixels back from an 8-bit canvas: keep the same rounding.
@@ -99,6 +94,19 @@ def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
         out = out @ np.array([0.299, 0.587, 0.114])
         out = out[..., None]
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _decode(source: Any) -> tuple[np.ndarray, bool]:
+    """Pixels of ``source`` (uint8, or float in [0, 1]) and whether they are 8-bit."""
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source), source.dtype == np.uint8
+    if isinstance(source, Image.Image):
+        return _pil_to_rgb(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _pil_to_rgb(_open_bytes(bytes(source)))
+    if isinstance(source, str | os.PathLike):
+        return _pil_to_rgb(_open_path(Path(source)))
+    raise TypeError(f"cannot load an image from {type(source).__name__}: expected {ACCEPTED}")
 
 
 def _open_path(path: Path) -> Image.Image:
