@@ -149,6 +149,15 @@ def test_early_stopping_keeps_the_best_weights(shapes):
     assert abs(loss - min(val_loss)) < 1e-4
 
 
+def test_train_a_trained_model_further(shapes):
+    x, y, classes = shapes
+    first = train(small_net(2), x[:90], y[:90], classes=classes, epochs=1, progress=False)
+    second = train(first, x[:90], y[:90], epochs=2, progress=False)
+    assert second.model is first.model
+    assert second.classes == classes and second.input_shape == (32, 32, 1)
+    assert len(second.history["loss"]) == 2
+
+
 def test_progress_bar_and_metrics_per_epoch(shapes, capsys):
     x, y, classes = shapes
     train(small_net(), x[:60], y[:60], classes=classes, epochs=2, progress=True)
