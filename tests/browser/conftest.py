@@ -61,7 +61,7 @@ def chromium(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def widget(lab_server, chromium):
+def widget(chromium, lab_server):
     """The widget shown in a JupyterLab page; ``widget.kernel`` talks to its kernel."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = chromium.new_page()

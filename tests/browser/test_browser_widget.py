@@ -13,7 +13,11 @@ import time
 
 import pytest
 from PIL import Image
-from playwright.sync_api import expect
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the `chromium` fixture fails every test with the reason; the rest still run
+    expect = None
 
 from .cnnx_lab import ARTIFACTS, IMAGES, wait_for
 
