@@ -80,6 +80,8 @@ def test_click_neuron_is_read_back_in_python(view):
     expect(target).to_have_attribute("role", "button")
     expect(target).to_have_attribute("tabindex", "0")
     expect(target).to_have_attribute("aria-label", "conv_1_2 neuron 4")
+    expect(neuron(root, "output", 6)).to_have_attribute("aria-label", "output neuron 6 (espresso)")
+    expect(neuron(root, "input", 2)).to_have_attribute("role", "button")
     target.click()
     sel = python_value(k, "w.selected", lambda v: v is not None, "w.selected after the click")
     assert {k_: sel[k_] for k_ in ("layer", "index")} == {"layer": "conv_1_2", "index": 4}, sel
