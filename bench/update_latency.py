@@ -23,10 +23,8 @@ What is measured
    ``from cnn_explainer_widget import CNNExplainer; w = CNNExplainer(); w`` is run from the UI
    (Shift+Enter). Measured in the page from the Shift+Enter keydown to
    ``.cnnx-root[data-ready="1"]`` (import, weights, JIT compile, first forward pass, comm open,
-   bundle load, decode, draw); the kernel is shut down after each run. The package keeps
-   compiled forward passes on disk (``$XDG_CACHE_HOME``, here a folder of the benchmark's own):
-   the cold start is measured twice, ``--cold`` times each: with that cache emptied before every
-   kernel (a new user's very first run) and with it filled (every later kernel).
+   bundle load, decode, draw); the kernel is shut down after each run. Nothing is cached on
+   disk between kernels, so every run is what a new user meets.
 
 Results are printed as a table and saved to ``bench/results/update_latency.json`` (git-ignored).
 """
@@ -36,7 +34,6 @@ from __future__ import annotations
 import argparse
 import ast
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -109,12 +106,10 @@ def _session_id(lab: BenchLab, nb: str) -> str:
     return next(s["id"] for s in lab.server.api("sessions") if s["path"] == nb)
 
 
-def cold_runs(lab: BenchLab, count: int, empty_cache: bool) -> list[float]:
+def cold_runs(lab: BenchLab, count: int) -> list[float]:
     times = []
     for i in range(count):
         nb = f"cold-{i}.ipynb"
-        if empty_cache:
-            shutil.rmtree(lab.server.cache_dir, ignore_errors=True)
         wp = lab.widget_page(nb)
         wp.open()
         wp.page.evaluate(KEY_JS)
@@ -139,8 +134,7 @@ def main() -> None:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, BenchLab(Path(tmp), notebooks) as lab:
         upd = update_runs(lab, args.n)
-        cold = cold_runs(lab, args.cold, empty_cache=True) if args.cold else []
-        warm = cold_runs(lab, args.cold, empty_cache=False) if args.cold else []
+        cold = cold_runs(lab, args.cold) if args.cold else []
     rows = [
         ("update: w.image = x -> data-seq drawn (ms)", summary(upd["total_ms"]), ".1f"),
         ("  kernel: forward + encode + send (ms)", summary(upd["kernel_ms"]), ".1f"),
@@ -150,13 +144,12 @@ def main() -> None:
         ("bytes per update: all ws frames received", summary(upd["ws_bytes"]), ".0f"),
     ]
     if cold:
-        rows.append(("cold, empty compile cache: cell -> data-ready (s)", summary(cold), ".2f"))
-        rows.append(("cold, filled compile cache: cell -> data-ready (s)", summary(warm), ".2f"))
+        rows.append(("cold: CNNExplainer() cell -> data-ready (s)", summary(cold), ".2f"))
     print(f"\n{platform.node()}  {platform.machine()}  python {platform.python_version()}")
     print(f"page clock - python clock: {upd['clock_offset_ms'][0]:+.2f} ms (subtracted)\n")
     print_table(rows)
     print(f"\n(whole run {time.perf_counter() - t_start:.0f}s)")
-    raw = {"update": upd, "cold_empty_cache_s": cold, "cold_filled_cache_s": warm}
+    raw = {"update": upd, "cold_s": cold}
     path = save("update_latency", raw)
     print(f"raw numbers: {path}")
 
