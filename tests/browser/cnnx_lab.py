@@ -301,6 +301,25 @@ class WidgetPage:
             self.kernel.close()
 
 
+def element_screenshot(page: Any, locator: Any, path: Path | str, margin: int = 250) -> None:
+    """Screenshot ``locator`` whole: the viewport grows for a tall element, then is restored.
+
+    JupyterLab's fixed menu and toolbars cover the top of an element taller than the notebook's
+    scroll area, so a plain element screenshot of a tall widget is clipped.
+    """
+    size = page.viewport_size
+    box = locator.bounding_box()
+    height = int(box["height"]) + margin if box else size["height"]
+    if height > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": height})
+    try:
+        locator.scroll_into_view_if_needed()
+        locator.screenshot(path=str(path))
+    finally:
+        if page.viewport_size != size:
+            page.set_viewport_size(size)
+
+
 # ---- measurement helpers shared by the benchmarks ------------------------------------------------
 
 #: Resolves ``window.__cnnxSeen`` with ``performance.timeOrigin + performance.now()`` (epoch ms,
