@@ -274,6 +274,7 @@ def test_own_network_is_drawn_and_explained(widget, own_cell, arch):
         expect(selected).to_be_visible()  # its page was turned to it
         expect(selected).to_have_class(re.compile(r"\bcnnx-ov-selected\b"))
     detail = root.locator(".cnnx-detail").first
+    widget.page.mouse.move(0, 0)  # no hover pop-up (kernel weights) left over from the clicks
     element_screenshot(widget.page, detail, ARTIFACTS / f"own-{arch}-conv.png")
     k.run(f"{var}.selected = None")
     expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
