@@ -49,7 +49,7 @@ from cnnx_lab import (
     watched,
 )
 
-ACTIVATION_BYTES = 201_078 * 4
+ACTIVATION_BYTES = 101_348 * 4  # input, conv maps and output; ReLU and pool maps are recipes
 KEY_JS = """() => { window.__cnnxKey = null; document.addEventListener('keydown', e => {
   if (e.key === 'Enter' && e.shiftKey && window.__cnnxKey === null)
     window.__cnnxKey = performance.timeOrigin + performance.now(); }, {capture: true}); }"""

@@ -5,7 +5,10 @@ Usage: ``python scripts/make_js_fixture.py`` (from the repository root). Writes,
 
 - ``<name>.network.json`` and ``<name>.network.bin``: `encode_network`'s header and ``data``;
 - ``<name>.activations.json`` and ``<name>.activations.bin.gz``: `encode_activations` for one
-  image (gzipped, the maps are most of the bytes).
+  image with every map sent (``derive=False``: JAX's own numbers, the ground truth; gzipped,
+  the maps are most of the bytes);
+- ``<name>.derived.json`` and ``<name>.derived.bin.gz``: the same message as the widget sends
+  it, ReLU and max-pool maps as recipes the front end rebuilds.
 
 Networks: ``tiny_vgg`` (the shipped weights, espresso image) and ``odd`` (a small random
 network with stride 2, SAME and asymmetric padding, a non-square kernel, average pooling with and
@@ -61,14 +64,15 @@ def odd_model() -> nnx.Sequential:
 def dump(name: str, network: Network, acts: dict[str, np.ndarray], image_name: str) -> None:
     """Write one network's and one image's messages."""
     net_msg = encode_network(network)
-    act_msg = encode_activations(
-        network, acts, seq=1, image_name=image_name, image_source="default"
-    )
     (OUT / f"{name}.network.bin").write_bytes(net_msg.pop("data"))
     (OUT / f"{name}.network.json").write_text(json.dumps(net_msg, indent=1) + "\n")
-    data = act_msg.pop("data")
-    (OUT / f"{name}.activations.bin.gz").write_bytes(gzip.compress(data, 9, mtime=0))
-    (OUT / f"{name}.activations.json").write_text(json.dumps(act_msg, indent=1) + "\n")
+    for stem, derive in (("activations", False), ("derived", True)):
+        act_msg = encode_activations(
+            network, acts, seq=1, image_name=image_name, image_source="default", derive=derive
+        )
+        data = act_msg.pop("data")
+        (OUT / f"{name}.{stem}.bin.gz").write_bytes(gzip.compress(data, 9, mtime=0))
+        (OUT / f"{name}.{stem}.json").write_text(json.dumps(act_msg, indent=1) + "\n")
 
 
 def main() -> None:

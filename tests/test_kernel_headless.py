@@ -24,19 +24,20 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 from PIL import Image
 
+from cnn_explainer_widget._protocol import PROTOCOL_VERSION
+
 pytestmark = pytest.mark.kernel
 
 IMAGES = Path(__file__).resolve().parents[1] / "cnn_explainer_widget" / "images"
 ESPRESSO = IMAGES / "espresso_1.jpeg"
-#: Floats in one Tiny VGG activations payload: the input and every layer but flatten.
+#: Floats in one Tiny VGG activations payload: the input, the conv layers and the output;
+#: the ReLU and max-pool maps travel as recipes the front end rebuilds exactly.
 TINY_VGG_FLOATS = (
     64 * 64 * 3
-    + 2 * 62 * 62 * 10
-    + 2 * 60 * 60 * 10
-    + 30 * 30 * 10
-    + 2 * 28 * 28 * 10
-    + 2 * 26 * 26 * 10
-    + 13 * 13 * 10
+    + 62 * 62 * 10
+    + 60 * 60 * 10
+    + 28 * 28 * 10
+    + 26 * 26 * 10
     + 10
     + 10
 )
@@ -194,8 +195,14 @@ def test_open_carries_network_and_activations_as_buffers(kernel):
     assert len(thumbs) == 10, thumbs
 
     acts = state["_activations"]
-    assert acts["version"] == 1 and acts["seq"] == 1
-    expected = sum(math.prod(layer["shape"]) for layer in acts["layers"]) * 4
+    assert acts["version"] == PROTOCOL_VERSION and acts["seq"] == 1
+    sent = [layer for layer in acts["layers"] if "derived" not in layer]
+    derived = {layer["name"]: layer["derived"]["op"] for layer in acts["layers"] if "derived" in layer}
+    assert derived == {
+        "relu_1_1": "relu", "relu_1_2": "relu", "max_pool_1": "max_pool",
+        "relu_2_1": "relu", "relu_2_2": "relu", "max_pool_2": "max_pool",
+    }
+    expected = sum(math.prod(layer["shape"]) for layer in sent) * 4
     assert expected == TINY_VGG_FLOATS * 4
     assert len(buffers["_activations", "data"]) == expected
     net = state["_network"]

@@ -2,7 +2,7 @@
 // cnn_explainer_widget/_protocol.py; PROTOCOL_VERSION must equal the Python constant
 // (tests/test_protocol.py checks it).
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type LayerKind = "conv" | "activation" | "pool" | "flatten" | "dense" | "softmax";
 
@@ -35,10 +35,20 @@ export interface NetworkMessage {
   data: DataView;
 }
 
+/** A layer the kernel did not send because it is rebuilt here bit for bit from another. */
+export interface Derivation {
+  op: "relu" | "max_pool";
+  from: string; // the layer it is computed from (already decoded: entries come in order)
+  window?: [number, number];
+  stride?: [number, number];
+  padding?: [[number, number], [number, number]];
+}
+
 export interface ActivationEntry {
   name: string;
   shape: number[]; // [C, H, W] for spatial maps, [N] for vectors
-  offset: number;
+  offset?: number; // absent when `derived` is given
+  derived?: Derivation;
   min: number[];
   max: number[];
 }
@@ -115,18 +125,60 @@ export function decodeNetwork(msg: NetworkMessage): Network {
   return { name: msg.name, inputShape: msg.input_shape, classes: msg.classes, layers: msg.layers, kernels, biases };
 }
 
+/** Rebuild a ReLU or max-pool layer from its input, exactly as XLA computes it in float32. */
+export function derive(d: Derivation, src: LayerValues, shape: number[]): Float32Array {
+  const v = src.values;
+  const out = new Float32Array(size(shape));
+  if (d.op === "relu") {
+    for (let i = 0; i < v.length; i++) out[i] = v[i] > 0 ? v[i] : 0;
+    return out;
+  }
+  if (d.op !== "max_pool" || !d.window || !d.stride || !d.padding || src.shape.length !== 3) {
+    throw new PayloadError(`cannot derive a layer with op ${String(d.op)}`);
+  }
+  const [C, H, W] = src.shape;
+  const [, OH, OW] = shape;
+  const [kh, kw] = d.window;
+  const [sh, sw] = d.stride;
+  const top = d.padding[0][0];
+  const left = d.padding[1][0];
+  for (let c = 0; c < C; c++) {
+    const base = c * H * W;
+    for (let oy = 0; oy < OH; oy++) {
+      for (let ox = 0; ox < OW; ox++) {
+        let m = -Infinity; // padded cells never win, as in lax.reduce_window with -inf
+        for (let i = 0; i < kh; i++) {
+          const y = oy * sh - top + i;
+          if (y < 0 || y >= H) continue;
+          for (let j = 0; j < kw; j++) {
+            const x = ox * sw - left + j;
+            if (x < 0 || x >= W) continue;
+            const value = v[base + y * W + x];
+            if (value > m) m = value;
+          }
+        }
+        out[(c * OH + oy) * OW + ox] = m;
+      }
+    }
+  }
+  return out;
+}
+
 export function decodeActivations(msg: ActivationsMessage): Activations {
   checkVersion(msg.version);
   const all = floats(toView(msg.data));
   const layers = new Map<string, LayerValues>();
   for (const e of msg.layers) {
-    layers.set(e.name, {
-      name: e.name,
-      shape: e.shape,
-      values: all.subarray(e.offset, e.offset + size(e.shape)),
-      min: e.min,
-      max: e.max,
-    });
+    let values: Float32Array;
+    if (e.derived) {
+      const src = layers.get(e.derived.from);
+      if (!src) throw new PayloadError(`layer ${e.name} is derived from unknown layer ${e.derived.from}`);
+      values = derive(e.derived, src, e.shape);
+    } else {
+      const offset = e.offset ?? 0;
+      values = all.subarray(offset, offset + size(e.shape));
+    }
+    layers.set(e.name, { name: e.name, shape: e.shape, values, min: e.min, max: e.max });
   }
   return { seq: msg.seq, image: msg.image, layers };
 }

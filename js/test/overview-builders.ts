@@ -1,3 +1,4 @@
+import { PROTOCOL_VERSION } from "../src/payload";
 // Small builders of fake networks and activations for the overview tests.
 
 import type { Activations, ActivationsMessage, LayerSpec, LayerValues, Network, NetworkMessage } from "../src/payload";
@@ -97,7 +98,7 @@ export function activationsFor(net: Network, opts: { seq?: number; scale?: numbe
 /** The wire messages (as the kernel sends them) for a fake network and its activations. */
 export function messages(net: Network, acts: Activations): { network: NetworkMessage; activations: ActivationsMessage } {
   const network: NetworkMessage = {
-    version: 1,
+    version: PROTOCOL_VERSION,
     name: net.name,
     input_shape: net.inputShape,
     classes: net.classes,
@@ -116,6 +117,6 @@ export function messages(net: Network, acts: Activations): { network: NetworkMes
   }
   return {
     network,
-    activations: { version: 1, seq: acts.seq, image: acts.image, layers, data: new DataView(all.buffer) },
+    activations: { version: PROTOCOL_VERSION, seq: acts.seq, image: acts.image, layers, data: new DataView(all.buffer) },
   };
 }

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import widget from "../src/index";
 import { activationsFor, messages, smallNet } from "./overview-builders";
+import { PROTOCOL_VERSION } from "../src/payload";
 
 type Listener = () => void;
 
@@ -131,7 +132,7 @@ describe("widget DOM", () => {
     const banner = root.querySelector<HTMLElement>(".cnnx-error")!;
     expect(banner.hidden).toBe(false);
     expect(banner.getAttribute("role")).toBe("alert");
-    expect(banner.textContent).toMatch(/payload version 1, the kernel sent 99/);
+    expect(banner.textContent).toMatch(new RegExp(`payload version ${PROTOCOL_VERSION}, the kernel sent 99`));
     expect(root.dataset.ready).toBe("0");
   });
 

@@ -107,7 +107,7 @@ def test_200_image_updates_end_on_latest_state(view, cdp, frames_trimmed):
     )
     # every update came through the websocket (so the page did receive them all)...
     wait_for(
-        lambda: sum(d == "in" and len(p) > 800_000 for _, d, p in view.frames) >= UPDATES,
+        lambda: sum(d == "in" and len(p) > 400_000 for _, d, p in view.frames) >= UPDATES,
         30,
         what="all update frames reported",
     )
