@@ -127,7 +127,7 @@ class LabServer:
             IPYTHONDIR=str(self.root / ".ipython"),
             JUPYTER_PLATFORM_DIRS="1",
             JAX_PLATFORMS="cpu",
-            # the package's on-disk cache of compiled forward passes: per server, not ~/.cache
+            # anything that caches under XDG_CACHE_HOME stays inside this test server
             XDG_CACHE_HOME=str(self.cache_dir),
         )
         cmd = [
