@@ -49,9 +49,11 @@ class RecordingClient(NotebookClient):
     """An nbclient that keeps every widget comm message it sees, buffers included."""
 
     comm_log: list[dict[str, Any]]
+    recording = True  # off for the long session: 2,000 updates would be 0.8 GB of messages
 
     def handle_comm_msg(self, outs: Any, msg: dict[str, Any], cell_index: int) -> None:
-        self.comm_log.append(msg)
+        if self.recording:
+            self.comm_log.append(msg)
         super().handle_comm_msg(outs, msg, cell_index)
 
 
@@ -367,3 +369,62 @@ def test_choose_default_image_from_front_end(kernel):
     before = py
     kernel.send_from_front_end({"method": "custom", "content": {"type": "choose", "index": 99}})
     assert kernel.state()["seq"] == before["seq"], "an out-of-range choice is ignored"
+
+
+# ---- a long session in the kernel itself -------------------------------------------------------
+
+LONG_SESSION = """
+import gc, json, os
+import numpy as np
+from pathlib import Path
+from cnn_explainer_widget.images import DEFAULT_IMAGES, default_image_path
+from cnn_explainer_widget._widget import selectable_layers
+
+def _rss():
+    return int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+_files = [default_image_path(f) for f, _ in DEFAULT_IMAGES]
+_blobs = [p.read_bytes() for p in _files]
+_rng = np.random.default_rng(0)
+_maps = [(n, c, hw) for n, (c, hw) in selectable_layers(w.network).items() if hw]
+
+def _image(i):
+    k = i % 3
+    if k == 0:
+        return _files[i % 10]
+    if k == 1:
+        return _blobs[i % 10]
+    h, v = (int(x) for x in _rng.integers(8, 160, 2))
+    return _rng.integers(0, 256, (h, v, 3), dtype=np.uint8)
+
+def _select(i):
+    name, count, (h, v) = _maps[i % len(_maps)]
+    w.selected = {'layer': name, 'index': int(i % count), 'y': int(i % h), 'x': int((7 * i) % v)}
+    return w.selected_neuron.value
+
+for i in range(60):  # warm up: every code path once, caches filled
+    w.image = _image(i)
+    _select(i)
+gc.collect()
+_before = _rss()
+_seq0 = w._activations['seq']
+for i in range(2000):
+    w.image = _image(i)
+for i in range(2000):
+    _select(i)
+gc.collect()
+print(json.dumps({'growth': _rss() - _before, 'updates': w._activations['seq'] - _seq0}))
+"""
+
+
+def test_long_session_in_the_kernel_keeps_memory_flat(kernel):
+    """2,000 image updates and 2,000 selections, each sent over the comm: RSS within 30 MB."""
+    kernel.client.recording = False
+    try:
+        out, _ = kernel.execute(LONG_SESSION)
+    finally:
+        kernel.client.recording = True
+    result = json.loads(out.strip().splitlines()[-1])
+    print(f"kernel RSS growth after 2,000 updates + 2,000 selections: {result['growth'] / 2**20:.1f} MB")
+    assert result["updates"] == 2000
+    assert result["growth"] < 30 * 2**20, result
