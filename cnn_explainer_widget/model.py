@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -232,19 +233,28 @@ def activations(x: np.ndarray, model: Any = None) -> dict[str, np.ndarray]:
     return network.activations(x)
 
 
-_networks: dict[int, tuple[Any, Network]] = {}
+#: The Network last built for each user model, so its compiled forward pass is reused.
+_networks: weakref.WeakKeyDictionary[Any, Network] = weakref.WeakKeyDictionary()
 
 
 def _cached_network(model: Any) -> Network:
-    # Converting a module copies its weights; do it once per module object.
+    """``model`` as a `Network` with its current weights, compiling its forward pass once.
+
+    A model may be trained further between calls, so its weights are read again every time;
+    only the compiled forward pass is kept, as long as the architecture is the same.
+    """
     if isinstance(model, Network):
         return model
-    hit = _networks.get(id(model))
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    network = as_network(model)
-    _networks[id(model)] = (model, network)
-    return network
+    fresh = as_network(model)
+    try:
+        cached = _networks.get(model)
+    except TypeError:  # not weak-referenceable: no caching
+        return fresh
+    if cached is not None and cached.layers == fresh.layers and cached.same_structure(fresh):
+        cached.use_weights_of(fresh)
+        return cached
+    _networks[model] = fresh
+    return fresh
 
 
 def class_names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...]:

@@ -148,6 +148,28 @@ class Network:
         self._forward = jax.jit(functools.partial(_forward_flat, self.layers, treedef))
         self._keys = self.keys
 
+    def same_structure(self, other: Network) -> bool:
+        """Whether ``other`` has the same layers, classes and parameter shapes."""
+        return (
+            self.layers == other.layers
+            and self.input_shape == other.input_shape
+            and self.classes == other.classes
+            and jax.tree_util.tree_structure(self._device_params)
+            == jax.tree_util.tree_structure(other._device_params)
+            and all(
+                a.shape == b.shape
+                for a, b in zip(self._param_leaves, other._param_leaves, strict=True)
+            )
+        )
+
+    def use_weights_of(self, other: Network) -> None:
+        """Take ``other``'s weights (same structure), keeping this network's compiled pass."""
+        if not self.same_structure(other):
+            raise ValueError("use_weights_of needs a network of the same structure")
+        self.params = other.params
+        self._device_params = other._device_params
+        self._param_leaves = other._param_leaves
+
     @property
     def keys(self) -> tuple[str, ...]:
         """Names of the activations `activations` returns, in order."""

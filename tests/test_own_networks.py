@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cnn_explainer_widget import CNNExplainer, Flatten, as_network, train
+from cnn_explainer_widget import CNNExplainer, Flatten, activations, as_network, train
 from cnn_explainer_widget.network import ACTIVATIONS
 
 TOL = 1e-4
@@ -322,3 +322,16 @@ def test_other_refusals_name_the_layer():
         as_network(no_flatten, input_shape=(8, 8, 1))
     with pytest.raises(TypeError, match="expected a TinyVGG, an nnx.Sequential"):
         CNNExplainer(model=nnx.Linear(2, 3, rngs=r))
+
+
+def test_activations_follow_a_model_trained_further():
+    """activations(x, model=m) reads m's weights on every call (the compiled pass is reused)."""
+    rngs = nnx.Rngs(0)
+    model = nnx.Sequential(
+        nnx.Conv(1, 4, (3, 3), rngs=rngs), nnx.relu, Flatten(), nnx.Linear(4 * 8 * 8, 3, rngs=rngs)
+    )
+    x = np.random.default_rng(0).random((8, 8, 1), dtype=np.float32)
+    before = activations(x, model=model)["logits"]
+    model.layers[3].bias[...] = model.layers[3].bias[...] + 1.0
+    after = activations(x, model=model)["logits"]
+    np.testing.assert_allclose(after - before, 1.0, atol=1e-5)
