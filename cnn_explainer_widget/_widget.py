@@ -282,11 +282,15 @@ class CNNExplainer(anywidget.AnyWidget):
                 f"{MAX_UPLOAD_BYTES:,} bytes are accepted."
             )
             return
+        # Decoding a large photo can take a second: say so in the view while it runs.
+        self.busy = True
         try:
             pixels = self._load(bytes(memoryview(buffers[0])))
         except (ValueError, TypeError) as exc:
             self.error = f"Could not use {name}: {exc}"
             return
+        finally:
+            self.busy = False
         self._show(pixels, name, "upload")
 
 

@@ -233,3 +233,12 @@ def test_protocol_version_matches_typescript():
     ts = (ROOT / "js" / "src" / "payload.ts").read_text()
     m = re.search(r"export const PROTOCOL_VERSION = (\d+);", ts)
     assert m and int(m.group(1)) == PROTOCOL_VERSION
+
+
+def test_upload_shows_busy_while_decoding(fresh):
+    seen = []
+    fresh.observe(lambda change: seen.append(change["new"]), "busy")
+    fresh._handle_custom_msg({"type": "upload", "name": "green.png"}, [_png()])
+    fresh._handle_custom_msg({"type": "upload", "name": "bad.png"}, [b"nope"])
+    assert seen == [True, False, True, False]
+    assert fresh.busy is False
