@@ -55,6 +55,7 @@ export class CnnExplainerView {
   private networkDirty = true;
   private actsDirty = true;
   private paintDirty = true;
+  private selectionDirty = false;
   private frame = 0;
   private timer = 0;
   private received = 0;
@@ -107,7 +108,11 @@ export class CnnExplainerView {
     });
     this.on("change:_thumbnails", () => this.syncThumbnails());
     this.on("change:color_scale", () => this.syncScale());
-    this.on("change:selected", () => this.syncSelection());
+    // Like image updates, a burst of selections (e.g. a loop in Python) is drawn once, latest.
+    this.on("change:selected", () => {
+      this.selectionDirty = true;
+      this.schedule();
+    });
     this.on("change:error", () => this.syncError());
     this.on("change:busy", () => this.syncBusy());
 
@@ -179,6 +184,11 @@ export class CnnExplainerView {
         this.acts = decodeActivations(msg as ActivationsMessage);
         this.paintDirty = true;
       }
+      const selectionChanged = this.selectionDirty;
+      if (selectionChanged) {
+        this.selectionDirty = false;
+        this.readSelection();
+      }
       if (this.acts && this.paintDirty) {
         this.paintDirty = false;
         const top = this.overview.paint(this.acts, this.scale);
@@ -189,6 +199,8 @@ export class CnnExplainerView {
         this.root.dataset.drawMs = (t1 - this.received).toFixed(1); // message -> drawn
         this.root.dataset.paintMs = (t1 - t0).toFixed(1); // decode + repaint only
         this.root.dataset.ready = "1";
+        this.syncDetail();
+      } else if (selectionChanged) {
         this.syncDetail();
       }
       if (this.fatal) {
@@ -239,11 +251,10 @@ export class CnnExplainerView {
     this.root.dataset.busy = busy ? "1" : "0";
   }
 
-  private syncSelection(): void {
+  private readSelection(): void {
     const sel = this.model.get("selected");
     this.selection = sel && typeof sel.layer === "string" && typeof sel.index === "number" ? sel : null;
     this.overview.setSelection(this.selection);
-    this.syncDetail();
   }
 
   private syncDetail(): void {
@@ -300,6 +311,10 @@ export class CnnExplainerView {
     const value = sel ? { ...sel } : null;
     this.model.set("selected", value);
     this.model.save_changes();
+    // The user's own click or key is drawn at once; only changes from Python wait a frame.
+    this.selectionDirty = false;
+    this.readSelection();
+    this.syncDetail();
   }
 
   // ---- input ---------------------------------------------------------------------------------

@@ -102,16 +102,28 @@ describe("widget DOM", () => {
     expect(root.dataset.detail).toBe("");
   });
 
-  it("Enter on a focused neuron selects it; a selection from Python with y/x keeps the neuron", () => {
+  it("Enter on a focused neuron selects it; a selection from Python with y/x keeps the neuron", async () => {
     const { root, state, model } = mount();
     root.querySelector<HTMLElement>('[data-layer="c2"][data-index="1"]')!.dispatchEvent(
       new KeyboardEvent("keydown", { key: "Enter", bubbles: true }),
     );
     expect(state.selected).toEqual({ layer: "c2", index: 1 });
+    expect(root.dataset.detail).toBe("c2"); // the user's own key: drawn at once
     model.set("selected", { layer: "c2", index: 1, y: 1, x: 0 });
+    await frame();
     expect(root.querySelector(".cnnx-ov-selected")!.getAttribute("data-layer")).toBe("c2");
     expect(root.querySelectorAll(".cnnx-ov-feeds")).toHaveLength(4); // all of p1 feed a conv
     expect(root.dataset.detail).toBe("c2");
+  });
+
+  it("draws a burst of selections from Python once, the latest", async () => {
+    const { root, model } = mount();
+    for (let i = 0; i < 3; i++) model.set("selected", { layer: "c2", index: i });
+    model.set("selected", { layer: "r1", index: 2 });
+    expect(root.dataset.detail).toBe(""); // nothing drawn synchronously
+    await frame();
+    expect(root.dataset.detail).toBe("r1");
+    expect(root.querySelector(".cnnx-neuron.cnnx-ov-selected")!.getAttribute("data-layer")).toBe("r1");
   });
 
   it("coalesces a burst of updates into one repaint of the latest", async () => {
