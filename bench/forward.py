@@ -116,6 +116,7 @@ def main() -> None:
         f"({inner:.2f} s after the interpreter started; median of 3 fresh processes)"
     )
 
+
 def fmt(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"

@@ -224,7 +224,7 @@ class CNNExplainer(anywidget.AnyWidget):
         """
         accepted: dict[str, Any] = {}
         refused: list[str] = []
-        for key, value in (sync_data.items() if isinstance(sync_data, dict) else ()):
+        for key, value in sync_data.items() if isinstance(sync_data, dict) else ():
             if key == "selected":
                 try:
                     accepted[key] = normalise_selection(self._net, value)
@@ -346,8 +346,7 @@ def normalise_selection(network: Network, value: Any) -> dict[str, Any] | None:
     count, size = layers[layer]
     if type(index) is not int or not 0 <= index < count:
         raise InvalidSelection(
-            f"selected['index'] must be an int in [0, {count - 1}] for {layer}, "
-            f"got {_short(index)}"
+            f"selected['index'] must be an int in [0, {count - 1}] for {layer}, got {_short(index)}"
         )
     result: dict[str, Any] = {"layer": layer, "index": index}
     if "y" in value or "x" in value:

@@ -76,9 +76,7 @@ def _previous_output(network: Network, acts: dict[str, np.ndarray], layer: Layer
     return acts[keys[network.layers[position - 1].name]]
 
 
-def _padded_window(
-    inputs: np.ndarray, layer: Layer, y: int, x: int, fill: float
-) -> np.ndarray:
+def _padded_window(inputs: np.ndarray, layer: Layer, y: int, x: int, fill: float) -> np.ndarray:
     """The (kh, kw, C) block of ``inputs`` under the window at output (y, x), padding = fill."""
     assert layer.kernel_size and layer.stride and layer.padding
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride

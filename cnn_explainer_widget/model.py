@@ -102,10 +102,7 @@ def weights_path() -> Path:
 
 def _expected_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
     state = nnx.state(model, nnx.Param)
-    return {
-        ".".join(str(k) for k in path): tuple(v.shape)
-        for path, v in nnx.to_flat_state(state)
-    }
+    return {".".join(str(k) for k in path): tuple(v.shape) for path, v in nnx.to_flat_state(state)}
 
 
 def load_tiny_vgg(path: str | Path | None = None) -> TinyVGG:
@@ -166,7 +163,10 @@ def as_network(
         input_shape = model.input_shape if input_shape is None else input_shape
         if model.layer_names is not None and isinstance(model.model, nnx.Sequential):
             return network_from_layers(
-                list(model.model.layers), input_shape, classes, names=model.layer_names,
+                list(model.model.layers),
+                input_shape,
+                classes,
+                names=model.layer_names,
                 name=model.name,
             )
         return as_network(model.model, classes, input_shape)

@@ -523,8 +523,15 @@ def network_from_layers(
             layer_name = given or auto_name(f"{op}_pool")
             layers.append(
                 Layer(
-                    layer_name, "pool", shape, (oh, ow, shape[2]), window, stride, padding,  # type: ignore[arg-type]
-                    function=op, options=options,
+                    layer_name,
+                    "pool",
+                    shape,
+                    (oh, ow, shape[2]),
+                    window,
+                    stride,
+                    padding,  # type: ignore[arg-type]
+                    function=op,
+                    options=options,
                 )
             )
         elif item is nnx.softmax or item is jax.nn.softmax:

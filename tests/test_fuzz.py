@@ -142,7 +142,9 @@ def _corpus() -> dict[str, bytes]:
         "bmp-P": _encode(p_trans, "BMP"),
         "tiff": _encode(pic, "TIFF"),
         "tiff-deflate": _encode(pic, "TIFF", compression="tiff_adobe_deflate"),
-        "tiff-F": _encode(Image.fromarray(np.linspace(0, 1, 1200, dtype=np.float32).reshape(30, 40)), "TIFF"),
+        "tiff-F": _encode(
+            Image.fromarray(np.linspace(0, 1, 1200, dtype=np.float32).reshape(30, 40)), "TIFF"
+        ),
         "tiff-I": _encode(pic.convert("I"), "TIFF"),
         "tiff-CMYK": _encode(pic.convert("CMYK"), "TIFF"),
         "tiff-multipage": _animated("TIFF"),
@@ -166,13 +168,27 @@ def test_every_corpus_image_loads():
 
 # ---- load_image: random bytes, corrupted and truncated real images ---------------------------
 
-MAGIC = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\0\0\0\0WEBPVP8 ", b"BM",
-         b"II*\0", b"MM\0*", b"%!PS-Adobe-3.0 EPSF-3.0\n", b"P6\n", b"\0\0\1\0"]
+MAGIC = [
+    b"\xff\xd8\xff",
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF89a",
+    b"RIFF\0\0\0\0WEBPVP8 ",
+    b"BM",
+    b"II*\0",
+    b"MM\0*",
+    b"%!PS-Adobe-3.0 EPSF-3.0\n",
+    b"P6\n",
+    b"\0\0\1\0",
+]
 
 
 @fuzz_settings(400)
-@given(st.one_of(st.binary(max_size=4096),
-                 st.tuples(st.sampled_from(MAGIC), st.binary(max_size=2048)).map(b"".join)))
+@given(
+    st.one_of(
+        st.binary(max_size=4096),
+        st.tuples(st.sampled_from(MAGIC), st.binary(max_size=2048)).map(b"".join),
+    )
+)
 def test_load_image_random_bytes(data):
     CASES["load_image: random bytes"] += 1
     check_load(data)
@@ -191,7 +207,11 @@ def corrupted(draw: st.DrawFn) -> bytes:
         elif op == "flip":
             data[i] ^= 1 << draw(st.integers(0, 7))
         elif op == "overwrite":
-            data[i : i + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x7f\xff\xff\xff", b"\x80\0\0\0"]))
+            data[i : i + 4] = draw(
+                st.sampled_from(
+                    [b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x7f\xff\xff\xff", b"\x80\0\0\0"]
+                )
+            )
         elif op == "insert":
             data[i:i] = draw(st.binary(min_size=1, max_size=64))
         elif op == "delete":
@@ -219,8 +239,27 @@ def test_load_image_truncated_at_any_point(name, fraction):
 
 # ---- load_image: odd modes and extreme sizes --------------------------------------------------
 
-MODES = ["1", "L", "LA", "La", "P", "PA", "P+transparency", "I;16", "I;16B", "I", "F", "CMYK",
-         "RGBA", "RGBa", "RGBX", "RGB", "YCbCr", "LAB", "HSV"]
+MODES = [
+    "1",
+    "L",
+    "LA",
+    "La",
+    "P",
+    "PA",
+    "P+transparency",
+    "I;16",
+    "I;16B",
+    "I",
+    "F",
+    "CMYK",
+    "RGBA",
+    "RGBa",
+    "RGBX",
+    "RGB",
+    "YCbCr",
+    "LAB",
+    "HSV",
+]
 
 
 def _mode_image(mode: str, w: int, h: int, seed: int) -> Image.Image:
@@ -236,7 +275,9 @@ def _mode_image(mode: str, w: int, h: int, seed: int) -> Image.Image:
     if mode == "I":
         return Image.fromarray(rng.integers(-(2**31), 2**31 - 1, (h, w), dtype=np.int32), "I")
     if mode in ("LAB", "HSV"):
-        return Image.frombytes(mode, (w, h), rng.integers(0, 256, (h, w, 3), dtype=np.uint8).tobytes())
+        return Image.frombytes(
+            mode, (w, h), rng.integers(0, 256, (h, w, 3), dtype=np.uint8).tobytes()
+        )
     return rgb.convert(mode)
 
 
@@ -253,9 +294,14 @@ def test_load_image_pil_modes_and_sizes(mode, size, seed, channels):
     check_load(_mode_image(mode, *size, seed), channels=channels)
 
 
-SAVE_AS = {"PNG": ["1", "L", "LA", "P", "RGBA", "RGB", "I;16"], "GIF": ["L", "P", "RGB"],
-           "WEBP": ["RGB", "RGBA"], "BMP": ["1", "L", "P", "RGB"], "JPEG": ["L", "RGB", "CMYK"],
-           "TIFF": ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"]}
+SAVE_AS = {
+    "PNG": ["1", "L", "LA", "P", "RGBA", "RGB", "I;16"],
+    "GIF": ["L", "P", "RGB"],
+    "WEBP": ["RGB", "RGBA"],
+    "BMP": ["1", "L", "P", "RGB"],
+    "JPEG": ["L", "RGB", "CMYK"],
+    "TIFF": ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr"],
+}
 SAVE_CASES = [(fmt, mode) for fmt, modes in SAVE_AS.items() for mode in modes]
 
 
@@ -276,30 +322,58 @@ def test_load_image_encoded_modes_and_sizes(case, size, seed):
 
 def _huge_header(fmt: str, w: int, h: int) -> bytes:
     if fmt == "PNG":
+
         def chunk(kind: bytes, body: bytes) -> bytes:
-            return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+            return (
+                struct.pack(">I", len(body))
+                + kind
+                + body
+                + struct.pack(">I", zlib.crc32(kind + body))
+            )
 
         ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        return (
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        )
     if fmt == "BMP":
         header = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, 0, 2835, 2835, 0, 0)
         return b"BM" + struct.pack("<IHHI", 14 + 40 + 16, 0, 0, 54) + header + b"\0" * 16
     if fmt == "GIF":
-        return (b"GIF89a" + struct.pack("<HH", min(w, 65535), min(h, 65535)) + b"\0\0\0"
-                + b"," + struct.pack("<HHHH", 0, 0, min(w, 65535), min(h, 65535)) + b"\0\x02\x02\x44\x01\0;")
+        return (
+            b"GIF89a"
+            + struct.pack("<HH", min(w, 65535), min(h, 65535))
+            + b"\0\0\0"
+            + b","
+            + struct.pack("<HHHH", 0, 0, min(w, 65535), min(h, 65535))
+            + b"\0\x02\x02\x44\x01\0;"
+        )
     if fmt == "TIFF":
-        entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
-                   (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, h), (279, 4, 1, min(w * h, 2**32 - 1))]
-        ifd = struct.pack("<H", len(entries)) + b"".join(
-            struct.pack("<HHII", tag, typ, n, v) for tag, typ, n, v in entries
-        ) + b"\0\0\0\0"
+        entries = [
+            (256, 4, 1, w),
+            (257, 4, 1, h),
+            (258, 3, 1, 8),
+            (259, 3, 1, 1),
+            (262, 3, 1, 1),
+            (273, 4, 1, 8),
+            (277, 3, 1, 1),
+            (278, 4, 1, h),
+            (279, 4, 1, min(w * h, 2**32 - 1)),
+        ]
+        ifd = (
+            struct.pack("<H", len(entries))
+            + b"".join(struct.pack("<HHII", tag, typ, n, v) for tag, typ, n, v in entries)
+            + b"\0\0\0\0"
+        )
         return b"II*\0" + struct.pack("<I", 8) + ifd
     raise AssertionError(fmt)
 
 
 @fuzz_settings(120)
-@given(st.sampled_from(["PNG", "BMP", "GIF", "TIFF"]),
-       st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1))
+@given(
+    st.sampled_from(["PNG", "BMP", "GIF", "TIFF"]),
+    st.integers(1, 2**31 - 1),
+    st.integers(1, 2**31 - 1),
+)
 def test_load_image_declared_sizes(fmt, w, h):
     """Headers declaring any size (up to 2³¹ per side): refused before decoding, or decoded."""
     CASES["load_image: declared huge sizes"] += 1
@@ -320,8 +394,22 @@ def test_bomb_headers_name_the_pixel_cap(fmt):
 
 # ---- load_image: arrays and other Python values -----------------------------------------------
 
-DTYPES = [np.uint8, np.int8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64,
-          np.bool_, np.complex64, np.object_, "U3", "V4", "M8[s]"]
+DTYPES = [
+    np.uint8,
+    np.int8,
+    np.uint16,
+    np.int32,
+    np.int64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.bool_,
+    np.complex64,
+    np.object_,
+    "U3",
+    "V4",
+    "M8[s]",
+]
 
 
 @st.composite
@@ -354,14 +442,22 @@ def test_load_image_arrays(array):
 
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @fuzz_settings(200)
-@given(st.one_of(JSONISH, st.builds(object), st.sampled_from([int, Image, np, slice(1), ...]),
-                 st.text(max_size=300).map(lambda s: "/nonexistent-dir/" + s)))
+@given(
+    st.one_of(
+        JSONISH,
+        st.builds(object),
+        st.sampled_from([int, Image, np, slice(1), ...]),
+        st.text(max_size=300).map(lambda s: "/nonexistent-dir/" + s),
+    )
+)
 def test_load_image_other_values(value):
     CASES["load_image: other Python values"] += 1
     check_load(value)
@@ -381,9 +477,13 @@ def snapshot(w: CNNExplainer) -> tuple[Any, ...]:
     return (w._image, w._acts, w._activations, w.selected, w.color_scale, w._seq, w.image_name)
 
 
-def assert_unchanged(w: CNNExplainer, before: tuple[Any, ...], ignore_selection: bool = False) -> None:
+def assert_unchanged(
+    w: CNNExplainer, before: tuple[Any, ...], ignore_selection: bool = False
+) -> None:
     after = snapshot(w)
-    assert after[0] is before[0] and after[1] is before[1] and after[2] is before[2], "image changed"
+    assert after[0] is before[0] and after[1] is before[1] and after[2] is before[2], (
+        "image changed"
+    )
     assert after[5:] == before[5:], "image changed"
     if not ignore_selection:
         assert after[3] == before[3], "selection changed"
@@ -416,11 +516,32 @@ def expected_selection(value: Any) -> dict[str, Any] | str | None:
 
 
 BIG = st.sampled_from([2**31, 2**63, -(2**63) - 1, 10**100, 1e308, float("nan"), float("inf"), -1])
-NEAR_INDEX = st.one_of(st.integers(-3, 70), BIG, st.booleans(), st.floats(0, 10),
-                       st.text(max_size=3), st.none(), st.lists(st.integers(), max_size=2))
-LAYER_NAMES = st.one_of(st.sampled_from([*LAYERS, "flatten", "softmax", "Conv_1_1", "conv_1_1 ",
-                                         "../../etc/passwd", "__class__", "", "x" * 100_000]),
-                        st.text(max_size=30), JSONISH)
+NEAR_INDEX = st.one_of(
+    st.integers(-3, 70),
+    BIG,
+    st.booleans(),
+    st.floats(0, 10),
+    st.text(max_size=3),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+LAYER_NAMES = st.one_of(
+    st.sampled_from(
+        [
+            *LAYERS,
+            "flatten",
+            "softmax",
+            "Conv_1_1",
+            "conv_1_1 ",
+            "../../etc/passwd",
+            "__class__",
+            "",
+            "x" * 100_000,
+        ]
+    ),
+    st.text(max_size=30),
+    JSONISH,
+)
 
 
 @st.composite
@@ -438,14 +559,28 @@ def selections(draw: st.DrawFn) -> Any:
     if kind == "junk":
         return draw(JSONISH)
     if kind == "huge":
-        return draw(st.sampled_from(["s" * 10**6, {"layer": "conv_1_1", "index": 1, "y": "9" * 10**5, "x": 0},
-                                     {"layer": "conv_1_1", "index": list(range(10**5))},
-                                     {str(i): i for i in range(10**4)}]))
+        return draw(
+            st.sampled_from(
+                [
+                    "s" * 10**6,
+                    {"layer": "conv_1_1", "index": 1, "y": "9" * 10**5, "x": 0},
+                    {"layer": "conv_1_1", "index": list(range(10**5))},
+                    {str(i): i for i in range(10**4)},
+                ]
+            )
+        )
     depth = draw(st.integers(1, 400))
     nested: Any = draw(st.sampled_from([0, "conv_1_1", None]))
     for _ in range(depth):
-        nested = draw(st.sampled_from([lambda v: [v], lambda v: {"layer": v, "index": 0},
-                                       lambda v: {"layer": "conv_1_1", "index": v}]))(nested)
+        nested = draw(
+            st.sampled_from(
+                [
+                    lambda v: [v],
+                    lambda v: {"layer": v, "index": 0},
+                    lambda v: {"layer": "conv_1_1", "index": v},
+                ]
+            )
+        )(nested)
     return nested
 
 
@@ -474,17 +609,46 @@ def test_front_end_selected(widget, value):
         widget.selected = {"layer": "conv_1_2", "index": 3, "y": 5, "x": 7}
 
 
-VIEW_KEYS = ["selected", "color_scale", "error", "busy", "_activations", "_network", "_thumbnails",
-             "_esm", "_css", "_model_id", "_view_name", "layout", "comm", "keys", "log",
-             "__class__", "__dict__", "_trait_values", "image", "_image", "tabbable", "tooltip",
-             "_dom_classes"]
+VIEW_KEYS = [
+    "selected",
+    "color_scale",
+    "error",
+    "busy",
+    "_activations",
+    "_network",
+    "_thumbnails",
+    "_esm",
+    "_css",
+    "_model_id",
+    "_view_name",
+    "layout",
+    "comm",
+    "keys",
+    "log",
+    "__class__",
+    "__dict__",
+    "_trait_values",
+    "image",
+    "_image",
+    "tabbable",
+    "tooltip",
+    "_dom_classes",
+]
 
 
 @fuzz_settings(400)
-@given(st.dictionaries(st.one_of(st.sampled_from(VIEW_KEYS), st.text(max_size=12)),
-                       st.one_of(st.sampled_from(["unit", "module", "global"]), selections(), JSONISH,
-                                 st.binary(max_size=16)),
-                       max_size=5))
+@given(
+    st.dictionaries(
+        st.one_of(st.sampled_from(VIEW_KEYS), st.text(max_size=12)),
+        st.one_of(
+            st.sampled_from(["unit", "module", "global"]),
+            selections(),
+            JSONISH,
+            st.binary(max_size=16),
+        ),
+        max_size=5,
+    )
+)
 def test_front_end_any_state(widget, state):
     """Any keys with any values: only a valid ``selected``/``color_scale`` is ever applied."""
     CASES["set_state: any keys (view options, private traits)"] += 1
@@ -529,9 +693,14 @@ def _png(color: tuple[int, int, int]) -> bytes:
 GOOD_PNG = _png((0, 200, 0))
 
 BUFFER = st.one_of(
-    st.binary(max_size=512), corrupted(), st.sampled_from(list(CORPUS.values())),
-    st.just(GOOD_PNG).map(memoryview), st.just(GOOD_PNG).map(bytearray),
-    st.sampled_from([b"", "a string", 42, None, [1, 2], np.zeros(10, np.uint8), np.zeros(3, np.float64)]),
+    st.binary(max_size=512),
+    corrupted(),
+    st.sampled_from(list(CORPUS.values())),
+    st.just(GOOD_PNG).map(memoryview),
+    st.just(GOOD_PNG).map(bytearray),
+    st.sampled_from(
+        [b"", "a string", 42, None, [1, 2], np.zeros(10, np.uint8), np.zeros(3, np.float64)]
+    ),
 )
 
 
@@ -539,24 +708,37 @@ BUFFER = st.one_of(
 def custom_messages(draw: st.DrawFn) -> tuple[Any, Any]:
     kind = draw(st.sampled_from(["upload", "upload", "upload", "choose", "choose", "junk"]))
     if kind == "upload":
-        content = {"type": "upload", "name": draw(st.one_of(st.text(max_size=100), JSONISH,
-                                                            st.just("n" * 10**5)))}
-        buffers = draw(st.one_of(st.lists(BUFFER, min_size=1, max_size=1), st.lists(BUFFER, max_size=3),
-                                 JSONISH))
+        content = {
+            "type": "upload",
+            "name": draw(st.one_of(st.text(max_size=100), JSONISH, st.just("n" * 10**5))),
+        }
+        buffers = draw(
+            st.one_of(
+                st.lists(BUFFER, min_size=1, max_size=1), st.lists(BUFFER, max_size=3), JSONISH
+            )
+        )
     elif kind == "choose":
         content = {"type": "choose", "index": draw(NEAR_INDEX)}
         buffers = draw(st.lists(BUFFER, max_size=2))
     else:
-        content = draw(st.one_of(JSONISH, st.dictionaries(st.sampled_from(["type", "name", "index", "path", "url"]),
-                                                          JSONISH)))
+        content = draw(
+            st.one_of(
+                JSONISH,
+                st.dictionaries(st.sampled_from(["type", "name", "index", "path", "url"]), JSONISH),
+            )
+        )
         buffers = draw(st.one_of(st.lists(BUFFER, max_size=2), JSONISH))
     return content, buffers
 
 
 def _is_valid_choose(content: Any) -> bool:
     index = content.get("index") if isinstance(content, dict) else None
-    return (isinstance(content, dict) and content.get("type") == "choose" and type(index) is int
-            and 0 <= index < len(DEFAULT_IMAGES))
+    return (
+        isinstance(content, dict)
+        and content.get("type") == "choose"
+        and type(index) is int
+        and 0 <= index < len(DEFAULT_IMAGES)
+    )
 
 
 @fuzz_settings(500)
@@ -587,8 +769,11 @@ def test_upload_cap_is_checked_before_decoding(widget, monkeypatch):
     calls: list[int] = []
     monkeypatch.setattr(wmod, "load_image", lambda *a, **k: calls.append(1))
     before = snapshot(widget)
-    widget._handle_custom_msg(widget, {"type": "upload", "name": "big.png"},
-                              [memoryview(GOOD_PNG + bytes(MAX_UPLOAD_BYTES))])
+    widget._handle_custom_msg(
+        widget,
+        {"type": "upload", "name": "big.png"},
+        [memoryview(GOOD_PNG + bytes(MAX_UPLOAD_BYTES))],
+    )
     assert calls == [] and f"uploads up to {MAX_UPLOAD_BYTES:,} bytes" in widget.error
     assert_unchanged(widget, before)
     CASES["custom messages: upload/choose/junk"] += 1
@@ -599,13 +784,17 @@ def test_upload_cap_is_checked_before_decoding(widget, monkeypatch):
 
 @st.composite
 def comm_messages(draw: st.DrawFn) -> dict[str, Any]:
-    method = draw(st.sampled_from(["update", "update", "custom", "request_state", "echo_update",
-                                   "bogus"]))
+    method = draw(
+        st.sampled_from(["update", "update", "custom", "request_state", "echo_update", "bogus"])
+    )
     data: dict[str, Any] = {"method": method}
     buffers: list[Any] = []
     if method in ("update", "echo_update"):
-        data["state"] = draw(st.dictionaries(st.sampled_from(VIEW_KEYS), st.one_of(selections(), JSONISH),
-                                             max_size=3))
+        data["state"] = draw(
+            st.dictionaries(
+                st.sampled_from(VIEW_KEYS), st.one_of(selections(), JSONISH), max_size=3
+            )
+        )
         data["buffer_paths"] = []
         if draw(st.booleans()) and data["state"]:
             key = draw(st.sampled_from(sorted(data["state"])))
@@ -628,8 +817,12 @@ def test_comm_messages_never_raise(widget, caplog, msg):
     try:
         with caplog.at_level(logging.WARNING), time_bound():
             widget._handle_msg(msg)
-        errors = [r for r in caplog.records if r.levelno >= logging.WARNING
-                  and "Unknown front-end to back-end" not in r.getMessage()]
+        errors = [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.WARNING
+            and "Unknown front-end to back-end" not in r.getMessage()
+        ]
         assert not errors, errors[0].getMessage()
         data = msg["content"]["data"]
         state = data.get("state", {}) if data["method"] == "update" else {}
@@ -643,12 +836,22 @@ def test_comm_messages_never_raise(widget, caplog, msg):
 
 def test_comm_upload_reaches_the_widget(widget):
     """A real ``custom`` comm message (not a direct call) changes the image."""
-    widget._handle_msg({"content": {"data": {"method": "custom", "content": {"type": "upload", "name": "g.png"}}},
-                        "buffers": [memoryview(GOOD_PNG)]})
+    widget._handle_msg(
+        {
+            "content": {
+                "data": {"method": "custom", "content": {"type": "upload", "name": "g.png"}}
+            },
+            "buffers": [memoryview(GOOD_PNG)],
+        }
+    )
     assert widget.image_name == "g.png" and widget.error == ""
     assert widget.image[..., 1].mean() == pytest.approx(200 / 255, abs=1e-6)
-    widget._handle_msg({"content": {"data": {"method": "custom", "content": {"type": "choose", "index": 0}}},
-                        "buffers": []})
+    widget._handle_msg(
+        {
+            "content": {"data": {"method": "custom", "content": {"type": "choose", "index": 0}}},
+            "buffers": [],
+        }
+    )
     assert widget.image_name == DEFAULT_IMAGES[0][1]
     CASES["comm messages: Widget._handle_msg"] += 2
 
@@ -657,8 +860,15 @@ def test_comm_upload_reaches_the_widget(widget):
 
 
 @pytest.mark.parametrize(
-    "exc", [MemoryError(), zlib.error("invalid distance"), struct.error("unpack"), ZeroDivisionError(),
-            RuntimeError("decoder"), ValueError("buffer is not large enough")]
+    "exc",
+    [
+        MemoryError(),
+        zlib.error("invalid distance"),
+        struct.error("unpack"),
+        ZeroDivisionError(),
+        RuntimeError("decoder"),
+        ValueError("buffer is not large enough"),
+    ],
 )
 def test_any_decoder_exception_becomes_a_clear_error(monkeypatch, exc):
     def broken_load(self):
@@ -711,8 +921,25 @@ def corrupted_weights(draw: st.DrawFn) -> bytes:
             data[i : i + 4] = struct.pack("<f", draw(st.sampled_from([np.nan, np.inf, -np.inf])))
         elif op == "edit" and len(data) >= 8 + header_len:
             text = bytes(data[8 : 8 + header_len])
-            old = draw(st.sampled_from([b'"F32"', b'"shape":[', b'"data_offsets":[', b"kernel", b"bias", b",", b"]"]))
-            new = draw(st.sampled_from([b'"F16"', b'"shape":[-1,', b'"data_offsets":["x",', b"kernal", b"[[]]", b"", b"1e400", b"null"]))
+            old = draw(
+                st.sampled_from(
+                    [b'"F32"', b'"shape":[', b'"data_offsets":[', b"kernel", b"bias", b",", b"]"]
+                )
+            )
+            new = draw(
+                st.sampled_from(
+                    [
+                        b'"F16"',
+                        b'"shape":[-1,',
+                        b'"data_offsets":["x",',
+                        b"kernal",
+                        b"[[]]",
+                        b"",
+                        b"1e400",
+                        b"null",
+                    ]
+                )
+            )
             text = text.replace(old, new, 1)
             data = bytearray(struct.pack("<Q", len(text)) + text + bytes(data[8 + header_len :]))
             header_len = len(text)

@@ -146,7 +146,11 @@ def test_resize_keeps_exact_size():
         ([[0.0]], TypeError, "cannot load an image from list"),
         (np.zeros((64, 64, 2), np.uint8), ValueError, r"shaped \(H, W\).*got \(64, 64, 2\)"),
         (np.zeros((2, 64, 64, 3), np.uint8), ValueError, "got \\(2, 64, 64, 3\\)"),
-        (np.zeros((64, 64, 3), np.int64), TypeError, "uint8 or float in \\[0, 1\\], got dtype int64"),
+        (
+            np.zeros((64, 64, 3), np.int64),
+            TypeError,
+            "uint8 or float in \\[0, 1\\], got dtype int64",
+        ),
         (np.zeros((64, 64, 3), np.complex64), TypeError, "got dtype complex64"),
         (np.full((64, 64, 3), np.nan, np.float32), ValueError, "NaN or infinite"),
         (np.full((64, 64, 3), np.inf, np.float32), ValueError, "NaN or infinite"),
@@ -180,7 +184,9 @@ def test_truncated_image(espresso_path):
 
 def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10))

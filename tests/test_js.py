@@ -22,8 +22,9 @@ def npm() -> str:
 
 
 def _run(npm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([npm, "--prefix", str(JS), *args], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [npm, "--prefix", str(JS), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_typecheck(npm):

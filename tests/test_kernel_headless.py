@@ -32,15 +32,7 @@ IMAGES = Path(__file__).resolve().parents[1] / "cnn_explainer_widget" / "images"
 ESPRESSO = IMAGES / "espresso_1.jpeg"
 #: Floats in one Tiny VGG activations payload: the input, the conv layers and the output;
 #: the ReLU and max-pool maps travel as recipes the front end rebuilds exactly.
-TINY_VGG_FLOATS = (
-    64 * 64 * 3
-    + 62 * 62 * 10
-    + 60 * 60 * 10
-    + 28 * 28 * 10
-    + 26 * 26 * 10
-    + 10
-    + 10
-)
+TINY_VGG_FLOATS = 64 * 64 * 3 + 62 * 62 * 10 + 60 * 60 * 10 + 28 * 28 * 10 + 26 * 26 * 10 + 10 + 10
 #: Everything but the JS/CSS bundle and the buffers must stay this small.
 MAX_JSON_BYTES = 64_000
 
@@ -199,10 +191,16 @@ def test_open_carries_network_and_activations_as_buffers(kernel):
     acts = state["_activations"]
     assert acts["version"] == PROTOCOL_VERSION and acts["seq"] == 1
     sent = [layer for layer in acts["layers"] if "derived" not in layer]
-    derived = {layer["name"]: layer["derived"]["op"] for layer in acts["layers"] if "derived" in layer}
+    derived = {
+        layer["name"]: layer["derived"]["op"] for layer in acts["layers"] if "derived" in layer
+    }
     assert derived == {
-        "relu_1_1": "relu", "relu_1_2": "relu", "max_pool_1": "max_pool",
-        "relu_2_1": "relu", "relu_2_2": "relu", "max_pool_2": "max_pool",
+        "relu_1_1": "relu",
+        "relu_1_2": "relu",
+        "max_pool_1": "max_pool",
+        "relu_2_1": "relu",
+        "relu_2_2": "relu",
+        "max_pool_2": "max_pool",
     }
     expected = sum(math.prod(layer["shape"]) for layer in sent) * 4
     assert expected == TINY_VGG_FLOATS * 4
@@ -425,6 +423,8 @@ def test_long_session_in_the_kernel_keeps_memory_flat(kernel):
     finally:
         kernel.client.recording = True
     result = json.loads(out.strip().splitlines()[-1])
-    print(f"kernel RSS growth after 2,000 updates + 2,000 selections: {result['growth'] / 2**20:.1f} MB")
+    print(
+        f"kernel RSS growth after 2,000 updates + 2,000 selections: {result['growth'] / 2**20:.1f} MB"
+    )
     assert result["updates"] == 2000
     assert result["growth"] < 30 * 2**20, result

@@ -29,9 +29,19 @@ def test_ci_runs_the_readme_test_command():
 
 def test_wheel_contains_bundle_weights_and_images(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
-         str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(tmp_path.glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -46,9 +56,12 @@ def test_wheel_contains_bundle_weights_and_images(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is a test extra")
-def test_ruff_clean():
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_clean(command):
     result = subprocess.run(
-        ["ruff", "check", "cnn_explainer_widget", "tests", "bench", "weights"],
-        cwd=ROOT, capture_output=True, text=True,
+        ["ruff", *command, "cnn_explainer_widget", "tests", "bench", "weights", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -97,8 +97,26 @@ class Tripwire:
         """Calls that must never happen, or that carry an attacker's value."""
         bad = []
         for what, arg in self.calls:
-            if MARK in arg or "passwd" in arg or "id_rsa" in arg or "://" in arg or what in ("eval", "exec", "compile", "pickle", "marshal", "subprocess", "system",
-                          "socket", "urlopen", "http") or (what == "open" and not _inside_package(arg)):
+            if (
+                MARK in arg
+                or "passwd" in arg
+                or "id_rsa" in arg
+                or "://" in arg
+                or what
+                in (
+                    "eval",
+                    "exec",
+                    "compile",
+                    "pickle",
+                    "marshal",
+                    "subprocess",
+                    "system",
+                    "socket",
+                    "urlopen",
+                    "http",
+                )
+                or (what == "open" and not _inside_package(arg))
+            ):
                 bad.append((what, arg))
         return bad
 
@@ -112,7 +130,11 @@ def _text(value: Any) -> str:
 
 
 def _is_module_code(code: Any) -> bool:
-    return isinstance(code, types.CodeType) and code.co_name == "<module>" and Path(code.co_filename).is_file()
+    return (
+        isinstance(code, types.CodeType)
+        and code.co_name == "<module>"
+        and Path(code.co_filename).is_file()
+    )
 
 
 def _inside_package(arg: str) -> bool:
@@ -161,10 +183,16 @@ def tripwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tripwire]:
         m.setattr(socket.socket, "connect", spy("socket", socket.socket.connect))
         m.setattr(socket, "create_connection", spy("socket", socket.create_connection))
         m.setattr(urllib.request, "urlopen", spy("urlopen", urllib.request.urlopen))
-        m.setattr(urllib.request.OpenerDirector, "open", spy("urlopen", urllib.request.OpenerDirector.open))
+        m.setattr(
+            urllib.request.OpenerDirector,
+            "open",
+            spy("urlopen", urllib.request.OpenerDirector.open),
+        )
         import http.client
 
-        m.setattr(http.client.HTTPConnection, "connect", spy("http", http.client.HTTPConnection.connect))
+        m.setattr(
+            http.client.HTTPConnection, "connect", spy("http", http.client.HTTPConnection.connect)
+        )
         yield t
 
 
@@ -185,8 +213,21 @@ def widget() -> CNNExplainer:
 
 
 def snapshot(w: CNNExplainer) -> tuple[Any, ...]:
-    return (w._image, w._acts, w._activations, w._seq, w.image_name, dict(w.selected),
-            w.color_scale, w._esm, w._css, type(w), w.keys, w._model_id, w._thumbnails)
+    return (
+        w._image,
+        w._acts,
+        w._activations,
+        w._seq,
+        w.image_name,
+        dict(w.selected),
+        w.color_scale,
+        w._esm,
+        w._css,
+        type(w),
+        w.keys,
+        w._model_id,
+        w._thumbnails,
+    )
 
 
 def assert_unchanged(w: CNNExplainer, before: tuple[Any, ...]) -> None:
@@ -215,9 +256,15 @@ def _dropping_send_state(w: CNNExplainer, monkeypatch: pytest.MonkeyPatch) -> No
 def test_selection_strings_never_reach_the_filesystem(widget, secrets, monkeypatch):
     _dropping_send_state(widget, monkeypatch)
     for s in attack_strings(secrets):
-        for value in [{"layer": s, "index": 0}, {"layer": "conv_1_1", "index": s},
-                      {"layer": "conv_1_1", "index": 0, "y": s, "x": s}, s, [s], {s: s},
-                      {"layer": {"__class__": s}, "index": 0}]:
+        for value in [
+            {"layer": s, "index": 0},
+            {"layer": "conv_1_1", "index": s},
+            {"layer": "conv_1_1", "index": 0, "y": s, "x": s},
+            s,
+            [s],
+            {s: s},
+            {"layer": {"__class__": s}, "index": 0},
+        ]:
             before = snapshot(widget)
             with tripwire(monkeypatch) as t:
                 widget.set_state({"selected": value})
@@ -226,20 +273,58 @@ def test_selection_strings_never_reach_the_filesystem(widget, secrets, monkeypat
             assert_no_escape(t, widget, secrets)
 
 
-PRIVATE_KEYS = ["_esm", "_css", "_anywidget_id", "_model_module", "_model_name", "_view_module",
-                "_view_name", "_model_module_version", "_view_module_version", "_network",
-                "_activations", "_thumbnails", "error", "busy", "__class__", "__dict__",
-                "__init__", "__reduce__", "_trait_values", "_trait_notifiers", "keys", "comm",
-                "log", "_model_id", "_repr_mimebundle_", "_handle_custom_msg", "on_msg",
-                "image", "set_image", "_load", "network", "_net", "_image", "tabbable", "tooltip",
-                "layout", "_dom_classes"]
+PRIVATE_KEYS = [
+    "_esm",
+    "_css",
+    "_anywidget_id",
+    "_model_module",
+    "_model_name",
+    "_view_module",
+    "_view_name",
+    "_model_module_version",
+    "_view_module_version",
+    "_network",
+    "_activations",
+    "_thumbnails",
+    "error",
+    "busy",
+    "__class__",
+    "__dict__",
+    "__init__",
+    "__reduce__",
+    "_trait_values",
+    "_trait_notifiers",
+    "keys",
+    "comm",
+    "log",
+    "_model_id",
+    "_repr_mimebundle_",
+    "_handle_custom_msg",
+    "on_msg",
+    "image",
+    "set_image",
+    "_load",
+    "network",
+    "_net",
+    "_image",
+    "tabbable",
+    "tooltip",
+    "layout",
+    "_dom_classes",
+]
 
 
 def test_private_traits_and_dunder_keys_are_refused(widget, secrets, monkeypatch):
     _dropping_send_state(widget, monkeypatch)
     pickled = pickle.dumps(Payload())
     for key in PRIVATE_KEYS:
-        for s in [*attack_strings(secrets)[:8], pickled, {"data": pickled}, [MARK], {"__class__": MARK}]:
+        for s in [
+            *attack_strings(secrets)[:8],
+            pickled,
+            {"data": pickled},
+            [MARK],
+            {"__class__": MARK},
+        ]:
             before = snapshot(widget)
             with tripwire(monkeypatch) as t:
                 widget.set_state({key: s, "color_scale": f"{MARK}"})
@@ -263,8 +348,11 @@ def test_color_scale_strings_are_only_compared(widget, secrets, monkeypatch):
 
 
 def _eps() -> bytes:
-    return (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n"
-            + f"({MARK}) print (/etc/passwd) (r) file\n".encode() + b"showpage\n%%EOF\n")
+    return (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n"
+        + f"({MARK}) print (/etc/passwd) (r) file\n".encode()
+        + b"showpage\n%%EOF\n"
+    )
 
 
 def test_eps_would_reach_ghostscript_without_the_format_allowlist():
@@ -276,8 +364,10 @@ def test_eps_would_reach_ghostscript_without_the_format_allowlist():
 
 def upload_attacks(secrets: dict[str, Path]) -> list[tuple[dict[str, Any], list[Any]]]:
     png_path = str(secrets["png"])
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg"><image href="file://{png_path}"/>'
-           f'<script>{MARK}</script></svg>').encode()
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg"><image href="file://{png_path}"/>'
+        f"<script>{MARK}</script></svg>"
+    ).encode()
     out: list[tuple[dict[str, Any], list[Any]]] = []
     for s in attack_strings(secrets):
         out.append(({"type": "upload", "name": s}, [s.encode("utf-8", "surrogatepass")]))
@@ -286,12 +376,40 @@ def upload_attacks(secrets: dict[str, Path]) -> list[tuple[dict[str, Any], list[
         out.append(({"type": "choose", "index": s}, []))
         out.append(({"type": "choose", "index": 0, "path": s}, []))
         out.append(({"type": s, "path": s}, []))
-    for kind in ["load", "open", "fetch", "read", "eval", "exec", "import", "pickle", "path", "url"]:
-        out.append(({"type": kind, "path": png_path, "url": f"file://{png_path}",
-                     "code": f"__import__('{MARK}')", "module": MARK}, []))
-    for buf in [pickle.dumps(Payload()), pickle.dumps(Payload(), protocol=0), svg, _eps(),
-                f"file://{png_path}".encode(), png_path.encode(), b"\x80\x04" + MARK.encode(),
-                f"GIF89a{MARK}".encode()]:
+    for kind in [
+        "load",
+        "open",
+        "fetch",
+        "read",
+        "eval",
+        "exec",
+        "import",
+        "pickle",
+        "path",
+        "url",
+    ]:
+        out.append(
+            (
+                {
+                    "type": kind,
+                    "path": png_path,
+                    "url": f"file://{png_path}",
+                    "code": f"__import__('{MARK}')",
+                    "module": MARK,
+                },
+                [],
+            )
+        )
+    for buf in [
+        pickle.dumps(Payload()),
+        pickle.dumps(Payload(), protocol=0),
+        svg,
+        _eps(),
+        f"file://{png_path}".encode(),
+        png_path.encode(),
+        b"\x80\x04" + MARK.encode(),
+        f"GIF89a{MARK}".encode(),
+    ]:
         out.append(({"type": "upload", "name": f"x-{MARK}.png"}, [buf]))
         out.append(({"type": "upload", "name": f"x-{MARK}.png"}, [memoryview(buf)]))
     out.append(({"type": "upload", "name": png_path}, [png_path.encode(), _png((255, 0, 0))]))
@@ -348,12 +466,24 @@ def test_comm_messages_never_read_files_or_run_code(widget, secrets, monkeypatch
     pickled = pickle.dumps(Payload())
     messages: list[dict[str, Any]] = []
     for s in attack_strings(secrets)[:10]:
-        messages.append({"method": "update", "state": {"_esm": s, "_css": s, "selected": {"layer": s, "index": 0}},
-                         "buffer_paths": []})
-        messages.append({"method": "update", "state": {"_esm": None}, "buffer_paths": [["_esm"]],
-                         "_buffers": [s.encode("utf-8", "surrogatepass")]})
-        messages.append({"method": "custom", "content": {"type": "upload", "name": s},
-                         "_buffers": [pickled]})
+        messages.append(
+            {
+                "method": "update",
+                "state": {"_esm": s, "_css": s, "selected": {"layer": s, "index": 0}},
+                "buffer_paths": [],
+            }
+        )
+        messages.append(
+            {
+                "method": "update",
+                "state": {"_esm": None},
+                "buffer_paths": [["_esm"]],
+                "_buffers": [s.encode("utf-8", "surrogatepass")],
+            }
+        )
+        messages.append(
+            {"method": "custom", "content": {"type": "upload", "name": s}, "_buffers": [pickled]}
+        )
         messages.append({"method": "custom", "content": {"type": "choose", "index": s}})
         messages.append({"method": s, "state": {"selected": s}})
     before = snapshot(widget)
@@ -363,7 +493,9 @@ def test_comm_messages_never_read_files_or_run_code(widget, secrets, monkeypatch
             widget._handle_msg({"content": {"data": data}, "buffers": buffers})
         assert_no_escape(t, widget, secrets)
         assert_unchanged(widget, before)
-    logged = [r.getMessage() for r in caplog.records if "Exception in widget method" in r.getMessage()]
+    logged = [
+        r.getMessage() for r in caplog.records if "Exception in widget method" in r.getMessage()
+    ]
     assert logged == []
 
 

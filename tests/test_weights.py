@@ -47,7 +47,9 @@ def test_shipped_values_equal_the_original_shard():
 def test_model_params_come_from_file():
     model = load_tiny_vgg()
     tensors, _ = load_file(weights_path())
-    np.testing.assert_array_equal(np.asarray(model.conv_2_1.kernel[...]), tensors["conv_2_1.kernel"])
+    np.testing.assert_array_equal(
+        np.asarray(model.conv_2_1.kernel[...]), tensors["conv_2_1.kernel"]
+    )
     np.testing.assert_array_equal(np.asarray(model.output.bias[...]), tensors["output.bias"])
 
 

@@ -91,8 +91,12 @@ def test_image_is_read_only(w):
 
 @pytest.mark.parametrize(
     ("bad", "exc"),
-    [(b"garbage", ValueError), ("no/such/file.png", ValueError), (3.5, TypeError),
-     (np.full((64, 64, 3), 2.0), ValueError)],
+    [
+        (b"garbage", ValueError),
+        ("no/such/file.png", ValueError),
+        (3.5, TypeError),
+        (np.full((64, 64, 3), 2.0), ValueError),
+    ],
 )
 def test_invalid_image_changes_nothing(fresh, bad, exc):
     before_img, before_payload = fresh.image.copy(), fresh._activations
@@ -116,7 +120,10 @@ def test_selection_from_python(fresh):
 
 def test_selected_neuron_kinds(fresh):
     kinds = {
-        "input": "input", "conv_1_1": "conv", "relu_1_1": "relu", "max_pool_1": "pool",
+        "input": "input",
+        "conv_1_1": "conv",
+        "relu_1_1": "relu",
+        "max_pool_1": "pool",
         "output": "output",
     }
     for layer, kind in kinds.items():
@@ -149,7 +156,10 @@ def test_selected_position_window_math(fresh):
         ({"layer": "conv_1_1", "index": -1}, r"int in \[0, 9\]"),
         ({"layer": "conv_1_1", "index": True}, "got True"),
         ({"layer": "conv_1_1", "index": "3"}, "got 3"),
-        ({"layer": "conv_1_1", "index": 1, "y": 62, "x": 0}, r"\['y'\] must be an int in \[0, 61\]"),
+        (
+            {"layer": "conv_1_1", "index": 1, "y": 62, "x": 0},
+            r"\['y'\] must be an int in \[0, 61\]",
+        ),
         ({"layer": "conv_1_1", "index": 1, "y": 0}, r"\['x'\]"),
         ({"layer": "output", "index": 1, "y": 0, "x": 0}, "have no map"),
         ({"layer": "flatten", "index": 0}, "must be one of"),
@@ -170,8 +180,13 @@ def test_invalid_selection_from_front_end_is_refused(fresh, monkeypatch):
     monkeypatch.setattr(fresh, "send_state", lambda keys=None: sent.append(keys))
     fresh.set_state({"selected": {"layer": "conv_1_1", "index": 3, "y": 1, "x": 2}})
     assert fresh.selected == {"layer": "conv_1_1", "index": 3, "y": 1, "x": 2}
-    for bad in [{"layer": "conv_1_1", "index": 99}, [1, 2], {"layer": None}, "x" * 10**6,
-                {"layer": "conv_1_1", "index": {"nested": [1]}}]:
+    for bad in [
+        {"layer": "conv_1_1", "index": 99},
+        [1, 2],
+        {"layer": None},
+        "x" * 10**6,
+        {"layer": "conv_1_1", "index": {"nested": [1]}},
+    ]:
         fresh.set_state({"selected": bad})
         assert fresh.selected == {"layer": "conv_1_1", "index": 3, "y": 1, "x": 2}
     assert sent and all(k == ["selected"] for k in sent)
@@ -180,8 +195,15 @@ def test_invalid_selection_from_front_end_is_refused(fresh, monkeypatch):
 def test_front_end_cannot_set_python_only_traits(fresh, monkeypatch):
     monkeypatch.setattr(fresh, "send_state", lambda keys=None: None)
     before = fresh._activations
-    fresh.set_state({"_activations": {"version": 1}, "error": "hacked", "busy": True,
-                     "_esm": "alert(1)", "color_scale": "global"})
+    fresh.set_state(
+        {
+            "_activations": {"version": 1},
+            "error": "hacked",
+            "busy": True,
+            "_esm": "alert(1)",
+            "color_scale": "global",
+        }
+    )
     assert fresh._activations is before and fresh.error == "" and fresh.busy is False
     assert fresh.color_scale == "global"
     fresh.set_state({"color_scale": "rainbow"})
@@ -223,8 +245,12 @@ def test_messages_never_touch_paths(fresh, tmp_path):
     secret = tmp_path / "secret.png"
     secret.write_bytes(_png(color=(255, 0, 0)))
     before = fresh.image.copy()
-    for content in [{"type": "upload", "name": str(secret)}, {"type": "load", "path": str(secret)},
-                    {"type": "choose", "index": str(secret)}, {"type": "eval", "code": "1"}]:
+    for content in [
+        {"type": "upload", "name": str(secret)},
+        {"type": "load", "path": str(secret)},
+        {"type": "choose", "index": str(secret)},
+        {"type": "eval", "code": "1"},
+    ]:
         fresh._handle_custom_msg(fresh, content, [])
     np.testing.assert_array_equal(fresh.image, before)
 

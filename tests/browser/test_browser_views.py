@@ -76,9 +76,12 @@ def test_global_legend_shows_true_range_after_image_switch(view):
             )
             captions = root.locator(".cnnx-ov-legend-caption").all_inner_texts()
             ranges = [_floats(c) for c in captions if c.startswith("range")]
-            assert any(
-                len(r) == 2 and _close(r[0], lo) and _close(r[1], hi) for r in ranges
-            ), (name, captions, lo, hi)
+            assert any(len(r) == 2 and _close(r[0], lo) and _close(r[1], hi) for r in ranges), (
+                name,
+                captions,
+                lo,
+                hi,
+            )
         root.screenshot(path=str(ARTIFACTS / "legend-global-after-switch.png"))
     finally:
         k.run("w.color_scale = 'unit'")
@@ -94,17 +97,23 @@ def test_overview_relayouts_when_the_cell_narrows(view):
         page.set_viewport_size({"width": 1000, "height": size["height"]})
         wait_for(
             lambda: root.bounding_box()["width"] < before_root["width"] - 100,
-            20, 0.05, "the widget to narrow",
+            20,
+            0.05,
+            "the widget to narrow",
         )
         wait_for(
             lambda: out.bounding_box()["x"] < before_out["x"] - 100,
-            20, 0.05, "the output column to move left",
+            20,
+            0.05,
+            "the output column to move left",
         )
         box = root.bounding_box()
         for layer, index in [("output", 9), ("max_pool_2", 9), ("input", 2)]:
             b = neuron(root, layer, index).bounding_box()
             assert box["x"] - 1 <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"] + 1, (
-                layer, b, box,
+                layer,
+                b,
+                box,
             )
         root.screenshot(path=str(ARTIFACTS / "overview-1000px.png"))
     finally:
@@ -133,7 +142,9 @@ def test_arrow_keys_move_the_window_and_python_sees_the_position(view):
     expect(out).to_have_attribute("data-y", "6", timeout=WAIT_MS)
     wait_for(
         lambda: k.eval_json("w.selected") == {"layer": "conv_1_2", "index": 4, "y": 6, "x": 7},
-        20, 0.1, "w.selected to carry the keyboard position",
+        20,
+        0.1,
+        "w.selected to carry the keyboard position",
     )
     value = k.eval_json("float(w.selected_neuron.value)")
     assert abs(float(out.get_attribute("data-value")) - value) <= 1e-4
@@ -148,7 +159,9 @@ def test_detail_view_works_while_the_kernel_is_busy(view):
     k.kc.execute("import time; time.sleep(8)")  # the kernel is now busy for 8 s
     wait_for(
         lambda: view.server.api(f"kernels/{view.kernel_id}")["execution_state"] == "busy",
-        10, 0.05, "the kernel to be busy",
+        10,
+        0.05,
+        "the kernel to be busy",
     )
     root.locator(".cnnx-detail").first.focus()
     for _ in range(4):
