@@ -51,6 +51,8 @@ def test_wheel_contains_bundle_weights_and_images(tmp_path):
         "cnn_explainer_widget/weights/tiny_vgg.safetensors",
         "cnn_explainer_widget/images/espresso_1.jpeg",
         "cnn_explainer_widget/py.typed",
+        "cnn_explainer_widget/images/LICENSE-cnn-explainer",
+        "cnn_explainer_widget/weights/LICENSE-cnn-explainer",
     ]:
         assert needed in names, needed
 
