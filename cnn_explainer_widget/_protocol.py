@@ -146,8 +146,6 @@ def encode_activations(
     rather than numbers; ``derive=False`` sends every map (the front end's test fixtures use it
     as the ground truth the rebuilt maps are checked against).
     """
-    keys = dict(zip([la.name for la in network.layers], network.keys[1:], strict=True))
-    keys["input"] = "input"
     chunks: list[np.ndarray] = []
     entries: list[dict[str, Any]] = []
     previous = "input"
@@ -156,7 +154,7 @@ def encode_activations(
         if layer is not None and layer.kind == "flatten":
             previous = name
             continue
-        value = np.asarray(acts[keys[name]], np.float32)
+        value = np.asarray(network.output_of(acts, name), np.float32)
         if value.ndim == 3:
             value = value.transpose(2, 0, 1)
             lo, hi = value.min(axis=(1, 2)), value.max(axis=(1, 2))

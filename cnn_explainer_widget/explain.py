@@ -68,14 +68,6 @@ class Neuron:
         return f"Neuron(layer={self.layer!r}, index={self.index}, kind={self.kind!r}{where})"
 
 
-def _previous_output(network: Network, acts: dict[str, np.ndarray], layer: Layer) -> np.ndarray:
-    keys = dict(zip([la.name for la in network.layers], network.keys[1:], strict=True))
-    position = [la.name for la in network.layers].index(layer.name)
-    if position == 0:
-        return acts["input"]
-    return acts[keys[network.layers[position - 1].name]]
-
-
 def _padded_window(inputs: np.ndarray, layer: Layer, y: int, x: int, fill: float) -> np.ndarray:
     """The (kh, kw, C) block of ``inputs`` under the window at output (y, x), padding = fill."""
     assert layer.kernel_size and layer.stride and layer.padding
@@ -103,7 +95,6 @@ def explain_neuron(
     ``acts`` is the result of `Network.activations` for a single image. ``y``/``x`` select a
     position in a spatial neuron's map. Indices must be valid (the widget validates them first).
     """
-    keys = dict(zip([la.name for la in network.layers], network.keys[1:], strict=True))
     has_pos = y is not None and x is not None
     if layer == "input":
         image = acts["input"]
@@ -114,8 +105,8 @@ def explain_neuron(
             value=float(image[y, x, index]) if has_pos else None,
         )  # fmt: skip
     spec = network.layer(layer)
-    out = acts[keys[layer]]
-    prev = _previous_output(network, acts, spec)
+    out = network.output_of(acts, layer)
+    prev = network.input_of(acts, layer)
     params = network.params.get(layer, {})
     if spec.kind == "conv":
         kernel = params["kernel"][..., index]
@@ -142,7 +133,7 @@ def explain_neuron(
     if spec.kind == "dense":
         kernel = params["kernel"][:, index]
         bias = None if params.get("bias") is None else float(params["bias"][index])
-        if keys[layer] == "logits":
+        if network.key_of(layer) == "logits":
             return Neuron(
                 layer, index, "output", float(acts["probabilities"][index]), prev,
                 kernel=kernel, bias=bias, logit=float(out[index]),

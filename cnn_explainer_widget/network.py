@@ -150,6 +150,11 @@ class Network:
             compiler_options=_compiler_options(),
         )
         self._keys = self.keys
+        # Layer name -> its key in an `activations` result (the last dense is "logits", ...).
+        self._key_of = {
+            "input": "input",
+            **dict(zip((la.name for la in self.layers), self._keys[1:], strict=True)),
+        }
 
     def same_structure(self, other: Network) -> bool:
         """Whether ``other`` has the same layers, classes and parameter shapes."""
@@ -177,6 +182,19 @@ class Network:
     def keys(self) -> tuple[str, ...]:
         """Names of the activations `activations` returns, in order."""
         return ("input", *(_activation_key(self.layers, i) for i in range(len(self.layers))))
+
+    def key_of(self, name: str) -> str:
+        """The key of layer ``name`` in an `activations` result ("logits" for the output)."""
+        return self._key_of[name]
+
+    def output_of(self, acts: dict[str, np.ndarray], name: str) -> np.ndarray:
+        """Layer ``name``'s output (``"input"``: the input) in an `activations` result."""
+        return acts[self._key_of[name]]
+
+    def input_of(self, acts: dict[str, np.ndarray], name: str) -> np.ndarray:
+        """What layer ``name`` reads: the previous layer's output in an `activations` result."""
+        position = [la.name for la in self.layers].index(name)
+        return self.output_of(acts, "input" if position == 0 else self.layers[position - 1].name)
 
     def layer(self, name: str) -> Layer:
         """The layer called ``name``; `KeyError` naming the known layers otherwise."""
