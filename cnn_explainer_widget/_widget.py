@@ -17,6 +17,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from cnn_explainer_widget import _export
 from cnn_explainer_widget._protocol import encode_activations, encode_network
 from cnn_explainer_widget.explain import Neuron, explain_neuron
 from cnn_explainer_widget.images import DEFAULT_IMAGES, default_image_path, load_image
@@ -199,6 +200,38 @@ class CNNExplainer(anywidget.AnyWidget):
         return explain_neuron(
             self._net, self._acts, sel["layer"], sel["index"], sel.get("y"), sel.get("x")
         )
+
+    # ---- explanations that travel ---------------------------------------------------------
+
+    def to_html(self, title: str | None = None) -> str:
+        """Return the widget as one self-contained HTML page that explains without a kernel.
+
+        The page holds the network, the current image's activations, the colour scale and the
+        selection, and the front end itself: clicking neurons, the sliding window, hover values
+        and the hyperparameter explorer all work offline, from a ``file://`` URL, with no
+        network request. Choosing another image needs a kernel and is disabled there.
+
+        Parameters
+        ----------
+        title:
+            The page title; default: the network, the image and the prediction.
+        """
+        return _export.to_html(self, title)
+
+    def save_html(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
+        """Write `to_html` to ``path``; return the path."""
+        return _export.save_html(self, path, title)
+
+    def _ipython_display_(self) -> None:
+        # Two outputs: the widget view, and a second one that a live front end hides and an
+        # HTML export of the notebook (which renders only the widget view of an output, with a
+        # renderer from a CDN) uses to draw the widget offline from its saved state.
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        display(data, metadata=metadata, raw=True)
+        display({"text/html": _export.notebook_fallback_html(self)}, raw=True)
 
     # ---- validation of what the front end (or a user) sends --------------------------------
 

@@ -369,6 +369,9 @@ export class CnnExplainerView {
   }
 }
 
+// Kernel-less rendering of a saved state (CNNExplainer.to_html, notebook exports).
+export { mountSaved } from "./export/saved";
+
 export default {
   render({ model, el }: RenderProps<WidgetModel>) {
     const view = new CnnExplainerView(model, el);
