@@ -77,7 +77,9 @@ def test_display_gives_widget_view_and_a_separate_fallback_output(monkeypatch):
 
     w = CNNExplainer()
     shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False, **kw: shown.append((obj, raw)))
+    monkeypatch.setattr(
+        IPython.display, "display", lambda obj, raw=False, **kw: shown.append((obj, raw))
+    )
     w._ipython_display_()
     assert len(shown) == 2 and all(raw for _, raw in shown)
     view, fallback = shown[0][0], shown[1][0]

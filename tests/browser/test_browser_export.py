@@ -119,7 +119,9 @@ def test_saved_html_disables_kernel_controls_with_a_reason(offline_page, tmp_pat
     note = root.locator(".cnnx-offline-note")
     expect(note).to_be_visible()
     expect(note).to_contain_text("without a kernel")
-    expect(root.locator("button.cnnx-upload")).to_have_attribute("title", re.compile("needs the notebook"))
+    expect(root.locator("button.cnnx-upload")).to_have_attribute(
+        "title", re.compile("needs the notebook")
+    )
     upload = root.locator("button.cnnx-upload")
     expect(upload).to_be_disabled()
     # a file given anyway (the hidden input, as a drop would) is answered, not silently lost
@@ -163,9 +165,11 @@ def test_nbconvert_export_shows_the_widget_offline(chromium, tmp_path):
     blocked: list[str] = []
     page.route(
         "**/*",
-        lambda r: r.continue_()
-        if r.request.url.startswith("file://")
-        else (blocked.append(r.request.url), r.abort()),
+        lambda r: (
+            r.continue_()
+            if r.request.url.startswith("file://")
+            else (blocked.append(r.request.url), r.abort())
+        ),
     )
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
