@@ -2,6 +2,7 @@
 
 from cnn_explainer_widget._safetensors import WeightsFileError
 from cnn_explainer_widget._widget import CNNExplainer, InvalidSelection
+from cnn_explainer_widget.attribution import grad_cam, saliency
 from cnn_explainer_widget.datasets import make_shapes, write_image_folder
 from cnn_explainer_widget.explain import Neuron, explain_neuron
 from cnn_explainer_widget.images import DEFAULT_IMAGES, load_image
@@ -15,6 +16,7 @@ from cnn_explainer_widget.model import (
 )
 from cnn_explainer_widget.network import Flatten, Layer, Network, network_from_layers
 from cnn_explainer_widget.saving import load_model
+from cnn_explainer_widget.scan import receptive_field, top_activations
 from cnn_explainer_widget.training import TrainedModel, make_tiny_vgg, train
 
 __version__ = "0.1.0"
@@ -35,12 +37,16 @@ __all__ = [
     "activations",
     "as_network",
     "explain_neuron",
+    "grad_cam",
     "load_image",
     "load_model",
     "load_tiny_vgg",
     "make_shapes",
     "make_tiny_vgg",
     "network_from_layers",
+    "receptive_field",
+    "saliency",
+    "top_activations",
     "train",
     "write_image_folder",
 ]

@@ -212,7 +212,7 @@ def _infer_input_shape(model: nnx.Sequential) -> tuple[int, int, int]:
     return (size, size, channels)
 
 
-def activations(x: np.ndarray, model: Any = None) -> dict[str, np.ndarray]:
+def activations(x: np.ndarray, model: Any = None, ablate: Any = None) -> dict[str, np.ndarray]:
     """Every layer's output for one image ``(H, W, C)`` or a batch ``(N, H, W, C)``.
 
     Parameters
@@ -221,6 +221,10 @@ def activations(x: np.ndarray, model: Any = None) -> dict[str, np.ndarray]:
         Float image(s) in [0, 1], e.g. from `load_image`.
     model:
         ``None`` for the shipped Tiny VGG, or a `TinyVGG`, ``nnx.Sequential`` or `Network`.
+    ablate:
+        Neurons to switch off, e.g. ``{"conv_1_2": [3, 5]}``: those channels of those layers'
+        outputs are set to 0 and every later layer is recomputed (a dense layer's indices are
+        its units). ``None`` or ``{}``: the plain forward pass.
 
     Returns
     -------
@@ -230,7 +234,7 @@ def activations(x: np.ndarray, model: Any = None) -> dict[str, np.ndarray]:
         for a batch).
     """
     network = tiny_vgg_network() if model is None else _cached_network(model)
-    return network.activations(x)
+    return network.activations(x, ablate=ablate)
 
 
 #: The Network last built for each user model, so its compiled forward pass is reused.

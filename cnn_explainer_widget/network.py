@@ -149,6 +149,11 @@ class Network:
             functools.partial(_forward_flat, self.layers, treedef),
             compiler_options=_compiler_options(),
         )
+        # The same pass with some channels set to 0 (compiled once per set of ablated layers).
+        self._forward_ablated = jax.jit(
+            functools.partial(_forward_flat, self.layers, treedef),
+            compiler_options=_compiler_options(),
+        )
         self._keys = self.keys
         # Layer name -> its key in an `activations` result (the last dense is "logits", ...).
         self._key_of = {
@@ -203,12 +208,71 @@ class Network:
                 return layer
         raise KeyError(f"no layer {name!r}; layers are {[la.name for la in self.layers]}")
 
-    def activations(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the forward pass on one image ``(H, W, C)`` or a batch ``(N, H, W, C)``."""
+    def normalise_ablation(self, ablate: Any) -> dict[str, tuple[int, ...]]:
+        """Check ``{layer: [index, ...]}`` naming neurons to switch off; return it sorted.
+
+        Layers are those with neurons (conv, activation, pool, dense; not the input, flatten or
+        softmax); indices are channels (a dense layer's units). Layers with no index are dropped.
+
+        Raises
+        ------
+        ValueError
+            Naming the entry that is wrong and what is accepted.
+        """
+        if ablate is None:
+            return {}
+        if not isinstance(ablate, dict):
+            raise ValueError(
+                "ablate must be a dict like {'conv_1_2': [3, 5]} (layer name → channel "
+                f"indices), got {type(ablate).__name__}"
+            )
+        counts = {
+            la.name: la.output_shape[-1]
+            for la in self.layers
+            if la.kind not in ("flatten", "softmax")
+        }
+        result: dict[str, tuple[int, ...]] = {}
+        for name, indices in ablate.items():
+            if not isinstance(name, str) or name not in counts:
+                shown = repr(name)[:40]
+                raise ValueError(
+                    f"ablate: no layer {shown} with neurons; layers are {list(counts)}"
+                )
+            if isinstance(indices, str | bytes) or not isinstance(
+                indices, Sequence | set | frozenset | np.ndarray
+            ):
+                kind = type(indices).__name__
+                raise ValueError(f"ablate[{name!r}] must be a list of neuron indices, got {kind}")
+            n = counts[name]
+            for i in indices:
+                if isinstance(i, bool | np.bool_) or not isinstance(i, int | np.integer):
+                    raise ValueError(f"ablate[{name!r}]: indices must be ints, got {repr(i)[:40]}")
+                if not 0 <= int(i) < n:
+                    raise ValueError(f"ablate[{name!r}]: index {int(i)} is not in [0, {n - 1}]")
+            indices = list(indices)
+            if indices:
+                result[name] = tuple(sorted({int(i) for i in indices}))
+        return {la.name: result[la.name] for la in self.layers if la.name in result}
+
+    def activations(self, x: np.ndarray, ablate: Any = None) -> dict[str, np.ndarray]:
+        """Run the forward pass on one image ``(H, W, C)`` or a batch ``(N, H, W, C)``.
+
+        ``ablate`` (see `normalise_ablation`) sets those channels of those layers' outputs to 0
+        and recomputes every later layer.
+        """
+        off = self.normalise_ablation(ablate)
         x = self._check_input(x)
         single = x.ndim == 3
         batch = x[None] if single else x
-        outputs = self._forward(self._param_leaves, batch)
+        if off:
+            masks = {}
+            for name, indices in off.items():
+                keep = np.ones(self.layer(name).output_shape[-1], bool)
+                keep[list(indices)] = False
+                masks[name] = keep
+            outputs = self._forward_ablated(self._param_leaves, batch, masks)
+        else:
+            outputs = self._forward(self._param_leaves, batch)
         # On CPU np.asarray is a zero-copy, read-only view of each result buffer (as
         # jax.device_get gives), about 0.5 µs an array.
         keys = self._keys
@@ -276,13 +340,22 @@ def _forward(layers: tuple[Layer, ...], params: dict, x: jax.Array) -> dict[str,
 
 
 def _forward_flat(
-    layers: tuple[Layer, ...], treedef: Any, leaves: tuple[jax.Array, ...], x: jax.Array
+    layers: tuple[Layer, ...],
+    treedef: Any,
+    leaves: tuple[jax.Array, ...],
+    x: jax.Array,
+    keep: dict[str, jax.Array] | None = None,
 ) -> tuple[jax.Array, ...]:
-    """`_forward` on flattened parameters, returning the outputs as a tuple in layer order."""
+    """`_forward` on flattened parameters, returning the outputs as a tuple in layer order.
+
+    ``keep`` maps a layer name to a boolean mask over its channels: the others are set to 0.
+    """
     params = jax.tree_util.tree_unflatten(treedef, leaves)
     outputs = []
     for layer in layers:
         x = apply_layer(layer, params.get(layer.name, {}), x)
+        if keep is not None and layer.name in keep:
+            x = jnp.where(keep[layer.name], x, 0.0)
         outputs.append(x)
     return tuple(outputs)
 

@@ -1,0 +1,365 @@
+"""Which images excite a neuron most: a batched, sharded scan of a data set.
+
+`top_activations` streams images (an array, a folder, or any iterable) through the network in
+fixed-size batches, keeping only a running top k, so memory stays bounded however many images
+there are. The batched pass is compiled once per network and layer (the neuron's index is an
+argument), runs only the layers up to the neuron's, converts uint8 pixels on the device, and
+is split over every device JAX sees with ``jax.shard_map`` on a one-axis `jax.sharding.Mesh`:
+each device scans its slice of every batch, so the same call uses every chip of a GPU or TPU
+host. Batches are padded to one shape, a multiple of the number of devices.
+
+In a multi-process JAX program (``jax.distributed``) each process scans the images it is
+given on its own local devices; merge the per-process top lists (values are comparable).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from cnn_explainer_widget.attribution import (
+    check_index,
+    layer_with_neurons,
+    resolve_network,
+)
+from cnn_explainer_widget.images import load_image
+from cnn_explainer_widget.network import Layer, Network, _compiler_options, apply_layer
+
+#: File suffixes read as images from a folder.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+_scanners: weakref.WeakKeyDictionary[Network, dict[tuple[Any, ...], _Scanner]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def scan_devices() -> list[jax.Device]:
+    """The devices a scan is split over: every device of this process."""
+    return list(jax.devices() if jax.process_count() == 1 else jax.local_devices())
+
+
+class _Scanner:
+    """The compiled batched pass for one network and layer: per image, max of a map and where."""
+
+    def __init__(self, network: Network, layer: str) -> None:
+        position = [la.name for la in network.layers].index(layer)
+        layers: tuple[Layer, ...] = network.layers[: position + 1]
+        self.devices = scan_devices()
+        self.mesh = Mesh(np.array(self.devices), ("batch",))
+        self.data = NamedSharding(self.mesh, PartitionSpec("batch"))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        local = functools.partial(_max_of_map, layers)
+        sharded = jax.shard_map(
+            local,
+            mesh=self.mesh,
+            in_specs=(PartitionSpec(), PartitionSpec("batch"), PartitionSpec()),
+            out_specs=(PartitionSpec("batch"), PartitionSpec("batch")),
+        )
+        self.fn = jax.jit(sharded, compiler_options=_compiler_options())
+
+
+def _max_of_map(
+    layers: tuple[Layer, ...], params: dict, batch: jax.Array, index: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Max of channel ``index``'s map for each image, and its first row-major position."""
+    x = batch.astype(jnp.float32)
+    if batch.dtype == jnp.uint8:
+        x = x / 255.0
+    for layer in layers:
+        x = apply_layer(layer, params.get(layer.name, {}), x)
+    m = jax.lax.dynamic_index_in_dim(x, index, axis=-1, keepdims=False)
+    if m.ndim == 1:
+        return m, jnp.zeros(m.shape, jnp.int32)
+    flat = m.reshape(m.shape[0], -1)
+    return flat.max(axis=1), jnp.argmax(flat, axis=1).astype(jnp.int32)
+
+
+def _scanner(network: Network, layer: str) -> _Scanner:
+    devices = tuple(d.id for d in scan_devices())
+    cache = _scanners.setdefault(network, {})
+    key = (layer, devices)
+    if key not in cache:
+        cache[key] = _Scanner(network, layer)
+    return cache[key]
+
+
+@dataclass
+class ScanResult:
+    """What a scan found: the top list, and (if asked) those images as the network saw them."""
+
+    top: list[tuple[int, float, tuple[int, int]]]
+    images: list[np.ndarray] | None
+
+
+def top_activations(
+    images: Any,
+    layer: str,
+    index: int,
+    k: int = 9,
+    model: Any = None,
+    batch_size: int = 256,
+    *,
+    progress: bool = True,
+) -> list[tuple[int, float, tuple[int, int]]]:
+    """The ``k`` images that excite neuron ``(layer, index)`` most.
+
+    Parameters
+    ----------
+    images:
+        An array ``(N, H, W, C)`` of uint8 or of floats in [0, 1] (``(N, H, W)`` for a
+        one-channel network); a folder (every image file under it, in sorted path order, read
+        with `load_image` at the model's input size); or any iterable of images (arrays shaped
+        like the input, or anything `load_image` accepts). Streamed in batches: memory is
+        bounded by the batch, not by N.
+    layer, index:
+        The neuron: a layer with neurons (conv, activation, pool or dense) and a channel (a
+        dense layer's unit).
+    k:
+        How many images to return (fewer if there are fewer images).
+    model:
+        None for the shipped Tiny VGG, or any model the widget explains.
+    batch_size:
+        Images per batch (rounded up to a multiple of the number of devices).
+    progress:
+        Show a ``tqdm`` progress bar.
+
+    Returns
+    -------
+    list of (image_index, value, (y, x))
+        Highest value first; an image's value is the maximum of the neuron's map, reached
+        first (row-major) at ``(y, x)`` (``(0, 0)`` for a dense neuron). Ties go to the lower
+        image index.
+    """
+    network = resolve_network(model)
+    return scan(network, images, layer, index, k, batch_size, progress=progress).top
+
+
+def scan(
+    network: Network,
+    images: Any,
+    layer: str,
+    index: int,
+    k: int = 9,
+    batch_size: int = 256,
+    *,
+    progress: bool = True,
+    keep_images: bool = False,
+) -> ScanResult:
+    """`top_activations` on a `Network`, optionally keeping the top images (float32)."""
+    layer = layer_with_neurons(network, layer)
+    index = check_index(network, layer, index)
+    for name, value in (("k", k), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r:.60}")
+    scanner = _scanner(network, layer)
+    n_dev = len(scanner.devices)
+    source, total = _source(network, images)
+    size = min(int(batch_size), total) if total else int(batch_size)
+    size = math.ceil(size / n_dev) * n_dev
+    out_shape = network.layer(layer).output_shape
+    width = out_shape[1] if len(out_shape) == 3 else 1
+    params = jax.device_put(network._device_params, scanner.replicated)
+    device_index = jax.device_put(jnp.int32(index), scanner.replicated)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=f"{layer}[{index}]", unit="img", disable=not progress)
+    top_idx = np.zeros(0, np.int64)
+    top_val = np.zeros(0, np.float32)
+    top_pos = np.zeros(0, np.int64)
+    kept: dict[int, np.ndarray] = {}
+    pending: tuple[Any, np.ndarray, int, int] | None = None
+
+    def merge(item: tuple[Any, np.ndarray, int, int]) -> None:
+        nonlocal top_idx, top_val, top_pos
+        out, batch, start, count = item
+        values = np.asarray(out[0])[:count]
+        positions = np.asarray(out[1])[:count].astype(np.int64)
+        idx = np.concatenate([top_idx, np.arange(start, start + count)])
+        val = np.concatenate([top_val, values])
+        pos = np.concatenate([top_pos, positions])
+        order = np.lexsort((idx, -val))[:k]  # highest value first, then lower index
+        top_idx, top_val, top_pos = idx[order], val[order], pos[order]
+        if keep_images:
+            for i in top_idx[top_idx >= start]:
+                kept[int(i)] = _as_float(batch[int(i) - start])
+            current = set(top_idx.tolist())
+            for i in [i for i in kept if i not in current]:
+                del kept[i]
+        bar.update(count)
+
+    try:
+        for batch, start, count in _batches(source, size, network.input_shape):
+            out = scanner.fn(params, jax.device_put(batch, scanner.data), device_index)
+            if pending is not None:
+                merge(pending)  # while the device works on the batch just sent
+            pending = (out, batch, start, count)
+        if pending is not None:
+            merge(pending)
+    finally:
+        bar.close()
+    top = [
+        (int(i), float(v), (int(p) // width, int(p) % width))
+        for i, v, p in zip(top_idx, top_val, top_pos, strict=True)
+    ]
+    return ScanResult(top, [kept[i] for i, _, _ in top] if keep_images else None)
+
+
+def _as_float(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.copy()
+
+
+def image_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The image files under ``folder`` in the order `top_activations` numbers them."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"{str(root)!r} is not a folder of images")
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def _source(network: Network, images: Any) -> tuple[Iterator[np.ndarray] | np.ndarray, int | None]:
+    """An array (sliced in batches) or an iterator of single images, and the count if known."""
+    h, w, c = network.input_shape
+    if isinstance(images, jax.Array):
+        images = np.asarray(images)
+    if isinstance(images, np.ndarray):
+        return _check_array(images, network.input_shape), len(images)
+    if isinstance(images, str | os.PathLike):
+        files = image_files(images)
+        if not files:
+            raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {str(images)!r}")
+        if h != w:
+            raise ValueError(f"folders need a square input size; the network takes {h}×{w}")
+        return (load_image(f, size=h, channels=c) for f in files), len(files)
+    if isinstance(images, bytes | bytearray | dict) or not isinstance(images, Iterable):
+        raise TypeError(
+            "images must be an array (N, H, W, C), a folder path, or an iterable of images; "
+            f"got {type(images).__name__}"
+        )
+    total = len(images) if hasattr(images, "__len__") else None
+    return (_one(network, item, i) for i, item in enumerate(images)), total
+
+
+def _check_array(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if x.ndim == 3 and shape[2] == 1 and x.shape[1:] == shape[:2]:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1:] != shape:
+        raise ValueError(f"images must be shaped (N, {', '.join(map(str, shape))}), got {x.shape}")
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise TypeError(f"images must be uint8 or floats in [0, 1], got dtype {x.dtype}")
+    if len(x) == 0:
+        raise ValueError("images holds no images")
+    return x
+
+
+def _one(network: Network, item: Any, i: int) -> np.ndarray:
+    """One image of an iterable as the network's input (uint8 kept as it is)."""
+    h, w, c = network.input_shape
+    try:
+        if isinstance(item, np.ndarray) and item.shape in ((h, w, c), (h, w)[: 3 - c]):
+            x = item.reshape(h, w, c)
+            if x.dtype == np.uint8:
+                return x
+            if x.dtype.kind != "f":
+                raise TypeError(f"expected uint8 or floats in [0, 1], got dtype {x.dtype}")
+            _check_floats(x)
+            return x.astype(np.float32, copy=False)
+        if h != w:
+            raise ValueError(f"give arrays shaped {(h, w, c)}: the network's input is not square")
+        return load_image(item, size=h, channels=c)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"image {i}: {exc}") from None
+
+
+def _check_floats(x: np.ndarray) -> None:
+    if not np.isfinite(x).all():
+        raise ValueError("contains NaN or infinite values")
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise ValueError(
+            f"float pixels must be in [0, 1], got values in [{x.min():.3g}, {x.max():.3g}]"
+        )
+
+
+def _batches(
+    source: Iterator[np.ndarray] | np.ndarray, size: int, shape: tuple[int, ...]
+) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Batches of exactly ``size`` images (the last padded with zeros), their start, count."""
+    if isinstance(source, np.ndarray):
+        for start in range(0, len(source), size):
+            chunk = source[start : start + size]
+            if chunk.dtype != np.uint8:
+                try:
+                    _check_floats(chunk)
+                except ValueError as exc:
+                    raise ValueError(f"images[{start}:{start + len(chunk)}] {exc}") from None
+                chunk = chunk.astype(np.float32, copy=False)
+            batch = np.zeros((size, *shape), chunk.dtype)
+            batch[: len(chunk)] = chunk
+            yield batch, start, len(chunk)
+        return
+    start = 0
+    while True:
+        items = []
+        for item in source:
+            items.append(item)
+            if len(items) == size:
+                break
+        if not items:
+            return
+        dtype = np.uint8 if all(i.dtype == np.uint8 for i in items) else np.float32
+        batch = np.zeros((size, *shape), dtype)
+        for j, item in enumerate(items):
+            batch[j] = _as_float(item) if dtype != item.dtype else item
+        yield batch, start, len(items)
+        start += len(items)
+        if len(items) < size:
+            return
+
+
+def receptive_field(
+    layer: str, y: int, x: int, model: Any = None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The input pixels that position ``(y, x)`` of ``layer``'s maps depends on.
+
+    Returns ``((top, bottom), (left, right))``, half-open and clipped to the image; a dense
+    neuron (or anything after a flatten) sees the whole image. ``model`` as in
+    `top_activations` (a `Network` too).
+    """
+    network = resolve_network(model)
+    h, w, _ = network.input_shape
+    position = [la.name for la in network.layers].index(layer_with_neurons(network, layer))
+    shape = network.layers[position].output_shape
+    size = shape[:2] if len(shape) == 3 else (1, 1)
+    for axis, v, n in (("y", y, size[0]), ("x", x, size[1])):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= v < n:
+            raise ValueError(f"{axis} must be an int in [0, {n - 1}] for {layer}, got {v!r:.40}")
+    y0, y1, x0, x1 = int(y), int(y) + 1, int(x), int(x) + 1
+    for la in reversed(network.layers[: position + 1]):
+        if la.kind in ("flatten", "dense", "softmax"):
+            return (0, h), (0, w)
+        if la.kind in ("conv", "pool"):
+            assert la.kernel_size and la.stride and la.padding
+            (kh, kw), (sh, sw), ((pt, _), (pl, _)) = la.kernel_size, la.stride, la.padding
+            y0, y1 = y0 * sh - pt, (y1 - 1) * sh - pt + kh
+            x0, x1 = x0 * sw - pl, (x1 - 1) * sw - pl + kw
+    return (max(y0, 0), min(y1, h)), (max(x0, 0), min(x1, w))
+
+
+__all__ = ["IMAGE_SUFFIXES", "image_files", "receptive_field", "top_activations"]
