@@ -115,21 +115,30 @@ def _channel_score(x: jax.Array, index: jax.Array) -> jax.Array:
     return jnp.sum(jax.lax.dynamic_index_in_dim(x, index, axis=-1, keepdims=False))
 
 
-def _run(layers: tuple[Layer, ...], params: dict, x: jax.Array) -> jax.Array:
+def _run(layers: tuple[Layer, ...], params: dict, x: jax.Array, keep: dict) -> jax.Array:
     for layer in layers:
         x = apply_layer(layer, params.get(layer.name, {}), x)
+        if layer.name in keep:
+            x = jnp.where(keep[layer.name], x, 0.0)
     return x
 
 
-def _saliency_fn(layers: tuple[Layer, ...], params: dict, x: jax.Array, index: jax.Array) -> Any:
-    return jax.grad(lambda image: _channel_score(_run(layers, params, image), index))(x)
+def _saliency_fn(
+    layers: tuple[Layer, ...], params: dict, x: jax.Array, index: jax.Array, keep: dict
+) -> Any:
+    return jax.grad(lambda image: _channel_score(_run(layers, params, image, keep), index))(x)
 
 
 def _grad_cam_fn(
-    head: tuple[Layer, ...], tail: tuple[Layer, ...], params: dict, x: jax.Array, index: jax.Array
+    head: tuple[Layer, ...],
+    tail: tuple[Layer, ...],
+    params: dict,
+    x: jax.Array,
+    index: jax.Array,
+    keep: dict,
 ) -> jax.Array:
-    maps = _run(head, params, x)  # (1, h, w, C): the A_k
-    grads = jax.grad(lambda a: _channel_score(_run(tail, params, a), index))(maps)
+    maps = _run(head, params, x, keep)  # (1, h, w, C): the A_k
+    grads = jax.grad(lambda a: _channel_score(_run(tail, params, a, keep), index))(maps)
     alpha = grads.mean(axis=(1, 2), keepdims=True)  # (1, 1, 1, C)
     return jax.nn.relu(jnp.sum(alpha * maps, axis=-1))[0]
 
@@ -139,6 +148,16 @@ def _compiled_fn(network: Network, key: tuple[Any, ...], build: Any) -> Any:
     if key not in cache:
         cache[key] = jax.jit(build())
     return cache[key]
+
+
+def _keep_masks(network: Network, ablate: Any) -> dict[str, np.ndarray]:
+    """Boolean masks of the channels that stay on, per ablated layer."""
+    masks = {}
+    for name, indices in network.normalise_ablation(ablate).items():
+        keep = np.ones(network.layer(name).output_shape[-1], bool)
+        keep[list(indices)] = False
+        masks[name] = keep
+    return masks
 
 
 def _one_image(network: Network, x: Any) -> np.ndarray:
@@ -151,7 +170,7 @@ def _one_image(network: Network, x: Any) -> np.ndarray:
     return x
 
 
-def saliency(x: np.ndarray, target: Any, model: Any = None) -> np.ndarray:
+def saliency(x: np.ndarray, target: Any, model: Any = None, ablate: Any = None) -> np.ndarray:
     """The gradient of ``target``'s score with respect to the input image.
 
     Parameters
@@ -163,6 +182,9 @@ def saliency(x: np.ndarray, target: Any, model: Any = None) -> np.ndarray:
         ``{"layer": str, "index": int}`` (score: the sum of its map; a dense neuron's value).
     model:
         None for the shipped Tiny VGG, or any model the widget explains.
+    ablate:
+        Neurons switched off, as in `activations` (``{"conv_1_2": [3, 5]}``): the gradient of
+        the network with those channels set to 0.
 
     Returns
     -------
@@ -173,14 +195,17 @@ def saliency(x: np.ndarray, target: Any, model: Any = None) -> np.ndarray:
     network = resolve_network(model)
     image = _one_image(network, x)
     layer, index = resolve_target(network, target)
+    keep = _keep_masks(network, ablate)
     stop = _position(network, layer)
     layers = network.layers[: stop + 1]
     fn = _compiled_fn(network, ("saliency", stop), lambda: functools.partial(_saliency_fn, layers))
-    grad = fn(network._device_params, image[None], jnp.int32(index))
+    grad = fn(network._device_params, image[None], jnp.int32(index), keep)
     return np.array(grad[0], np.float32)
 
 
-def grad_cam(x: np.ndarray, layer: str, target: Any, model: Any = None) -> np.ndarray:
+def grad_cam(
+    x: np.ndarray, layer: str, target: Any, model: Any = None, ablate: Any = None
+) -> np.ndarray:
     """Grad-CAM of ``target`` at ``layer``: ReLU(Σ_k α_k A_k), α_k = mean of ∂score/∂A_k.
 
     Parameters
@@ -194,6 +219,8 @@ def grad_cam(x: np.ndarray, layer: str, target: Any, model: Any = None) -> np.nd
         As in `saliency`; a neuron target must be ``layer`` itself or come after it.
     model:
         None for the shipped Tiny VGG, or any model the widget explains.
+    ablate:
+        Neurons switched off, as in `activations`.
 
     Returns
     -------
@@ -206,6 +233,7 @@ def grad_cam(x: np.ndarray, layer: str, target: Any, model: Any = None) -> np.nd
     image = _one_image(network, x)
     cam_layer = layer_with_neurons(network, layer, spatial=True)
     target_layer, index = resolve_target(network, target)
+    keep = _keep_masks(network, ablate)
     at, stop = _position(network, cam_layer), _position(network, target_layer)
     if stop < at:
         raise ValueError(
@@ -216,7 +244,8 @@ def grad_cam(x: np.ndarray, layer: str, target: Any, model: Any = None) -> np.nd
     fn = _compiled_fn(
         network, ("grad_cam", at, stop), lambda: functools.partial(_grad_cam_fn, head, tail)
     )
-    return np.array(fn(network._device_params, image[None], jnp.int32(index)), np.float32)
+    cam = fn(network._device_params, image[None], jnp.int32(index), keep)
+    return np.array(cam, np.float32)
 
 
 __all__ = ["grad_cam", "saliency"]

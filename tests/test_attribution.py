@@ -47,8 +47,11 @@ def params():
     }
 
 
-def plain_tiny_vgg(params, x):
-    """Every hidden layer of Tiny VGG for a batch, in plain lax, and the logits."""
+def plain_tiny_vgg(params, x, off=()):
+    """Every hidden layer of Tiny VGG for a batch, in plain lax, and the logits.
+
+    ``off``: (layer, channel) pairs set to 0 after that layer.
+    """
 
     def conv(h, name):
         k, b = params[name]
@@ -62,30 +65,40 @@ def plain_tiny_vgg(params, x):
     def pool(h):
         return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
-    a = {}
-    a["conv_1_1"] = conv(x, "conv_1_1")
-    a["relu_1_1"] = jnp.maximum(a["conv_1_1"], 0)
-    a["conv_1_2"] = conv(a["relu_1_1"], "conv_1_2")
-    a["relu_1_2"] = jnp.maximum(a["conv_1_2"], 0)
-    a["max_pool_1"] = pool(a["relu_1_2"])
-    a["conv_2_1"] = conv(a["max_pool_1"], "conv_2_1")
-    a["relu_2_1"] = jnp.maximum(a["conv_2_1"], 0)
-    a["conv_2_2"] = conv(a["relu_2_1"], "conv_2_2")
-    a["relu_2_2"] = jnp.maximum(a["conv_2_2"], 0)
-    a["max_pool_2"] = pool(a["relu_2_2"])
-    k, b = params["output"]
-    a["output"] = a["max_pool_2"].reshape(x.shape[0], -1) @ k + b
+    def relu(h):
+        return jnp.maximum(h, 0)
+
+    steps = [
+        ("conv_1_1", lambda h: conv(h, "conv_1_1")),
+        ("relu_1_1", relu),
+        ("conv_1_2", lambda h: conv(h, "conv_1_2")),
+        ("relu_1_2", relu),
+        ("max_pool_1", pool),
+        ("conv_2_1", lambda h: conv(h, "conv_2_1")),
+        ("relu_2_1", relu),
+        ("conv_2_2", lambda h: conv(h, "conv_2_2")),
+        ("relu_2_2", relu),
+        ("max_pool_2", pool),
+        ("output", lambda h: h.reshape(x.shape[0], -1) @ params["output"][0] + params["output"][1]),
+    ]
+    a, h = {}, x
+    for name, step in steps:
+        h = step(h)
+        for layer, channel in off:
+            if layer == name:
+                h = h.at[..., channel].set(0.0)
+        a[name] = h
     return a
 
 
-def plain_score(params, x, layer, index):
-    return plain_tiny_vgg(params, x)[layer][..., index].sum()
+def plain_score(params, x, layer, index, off=()):
+    return plain_tiny_vgg(params, x, off)[layer][..., index].sum()
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
+@functools.partial(jax.jit, static_argnums=(2, 4))
 @functools.partial(jax.grad, argnums=1)
-def plain_saliency(params, x, layer, index):
-    return plain_score(params, x, layer, index)
+def plain_saliency(params, x, layer, index, off=()):
+    return plain_score(params, x, layer, index, off)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -156,6 +169,21 @@ def test_grad_cam_matches_plain_grad(images, params, i, label):
     assert_close(
         grad_cam(x, "max_pool_1", {"layer": "conv_2_2", "index": i}), want, "grad_cam neuron"
     )
+
+
+def test_saliency_and_grad_cam_of_an_ablated_network(images, params):
+    x = images[6]
+    off = {"conv_1_2": [3, 5], "relu_2_1": [0]}
+    pairs = (("conv_1_2", 3), ("conv_1_2", 5), ("relu_2_1", 0))
+    want = plain_saliency(params, x[None], "output", 6, pairs)[0]
+    got = saliency(x, "espresso", ablate=off)
+    assert_close(got, want, "ablated saliency")
+    assert not np.allclose(got, saliency(x, "espresso"), atol=1e-3)
+    # A class whose logit unit is off has a constant score: no gradient anywhere.
+    assert not saliency(x, 6, ablate={"output": [6]}).any()
+    assert not grad_cam(x, "relu_2_2", 6, ablate={"output": [6]}).any()
+    with pytest.raises(ValueError, match="no layer 'conv_9'"):
+        saliency(x, 6, ablate={"conv_9": [1]})
 
 
 def test_class_index_and_name_agree_and_differ_between_classes(images):
