@@ -15,9 +15,10 @@ sends it as one binary websocket frame; the front end receives a ``DataView``):
 `cnn_explainer_widget.network.Layer` ((H, W, C) for spatial layers). ``offset`` counts float32
 values into ``data``. Conv kernels are laid out (C_out, C_in, kh, kw), so one neuron's kernel is
 contiguous; dense kernels (out, in), with ``in`` in the flatten order (h, w, c), channels fastest.
-``module`` numbers the modules as the original groups them: a module starts at each conv or
-dense layer and takes the activations and pools that follow it (conv_1_1 + relu_1_1;
-conv_1_2 + relu_1_2 + max_pool_1; ...). The "module" colour scale shares one range inside one.
+``module`` numbers groups of layers: a group starts at each conv or dense layer and takes the
+activations and pools that follow it (conv_1_1 + relu_1_1; conv_1_2 + relu_1_2 + max_pool_1;
+...). These are the "unit" colour ranges; js/src/colors.ts derives them, and the blocks of the
+"module" colour scale, from the layer kinds itself.
 
 ``encode_activations`` (sent on every image change, trait ``_activations``)::
 

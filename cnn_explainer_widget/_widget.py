@@ -28,8 +28,11 @@ _STATIC = Path(__file__).parent / "static"
 
 #: Largest upload accepted from the front end, checked before decoding.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-#: Colour-scale policies for hidden layers.
-COLOR_SCALES = ("unit", "module", "global")
+#: Colour-range policies for hidden layers (js/src/colors.ts implements them): "unit" one range
+#: per conv or dense layer shared with the activation and pooling after it (the original's
+#: default), "module" one per block (up to and including a pooling layer), "global" one for all
+#: hidden layers, "neuron" one per neuron.
+COLOR_SCALES = ("unit", "module", "global", "neuron")
 
 
 class InvalidSelection(traitlets.TraitError, ValueError):
@@ -77,7 +80,11 @@ class CNNExplainer(anywidget.AnyWidget):
     ).tag(sync=True)
     color_scale = traitlets.Unicode(
         "unit",
-        help="Both ways. Hidden-layer colour range: 'unit', 'module' (per block) or 'global'.",
+        help=(
+            "Both ways. Hidden-layer colour range: 'unit' (per conv layer with its ReLU and "
+            "pooling, the default), 'module' (per block of convolutions), 'global' (all hidden "
+            "layers) or 'neuron' (per neuron)."
+        ),
     ).tag(sync=True)
     error = traitlets.Unicode(
         "", help="py→js. A message shown in the widget, e.g. why an upload was refused."

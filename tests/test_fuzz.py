@@ -641,7 +641,7 @@ VIEW_KEYS = [
     st.dictionaries(
         st.one_of(st.sampled_from(VIEW_KEYS), st.text(max_size=12)),
         st.one_of(
-            st.sampled_from(["unit", "module", "global"]),
+            st.sampled_from(["unit", "module", "global", "neuron"]),
             selections(),
             JSONISH,
             st.binary(max_size=16),
@@ -664,7 +664,9 @@ def test_front_end_any_state(widget, state):
         else:
             assert widget.selected == before[3]
         cs = state.get("color_scale")
-        assert widget.color_scale == (cs if cs in ("unit", "module", "global") else before[4])
+        assert widget.color_scale == (
+            cs if cs in ("unit", "module", "global", "neuron") else before[4]
+        )
         assert (widget._esm, widget._css, widget._dom_classes) == (esm, css, classes)
         assert widget.error == "" and widget.busy is False
     finally:

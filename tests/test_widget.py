@@ -215,6 +215,20 @@ def test_color_scale_validation_from_python(fresh):
         fresh.color_scale = "rainbow"
 
 
+def test_color_scale_policies_both_ways(fresh, monkeypatch):
+    """The four range policies, from Python and from the front end."""
+    monkeypatch.setattr(fresh, "send_state", lambda key=None: None)
+    for policy in ("module", "global", "neuron", "unit"):
+        fresh.set_state({"color_scale": policy})
+        assert fresh.color_scale == policy
+    for policy in ("neuron", "global"):
+        fresh.color_scale = policy
+        assert fresh.color_scale == policy
+    for bad in ("local", "Unit", "per-neuron", ""):
+        fresh.set_state({"color_scale": bad})
+        assert fresh.color_scale == "global"
+
+
 def test_upload_valid_and_invalid(fresh):
     fresh._handle_custom_msg(fresh, {"type": "upload", "name": "green.png"}, [_png()])
     assert fresh.image_name == "green.png"

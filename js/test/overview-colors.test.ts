@@ -1,101 +1,207 @@
 import { describe, expect, it } from "vitest";
 import {
+  ACTIVATION_PALETTE,
+  COLOR_SCALES,
   DIVERGING_LUT,
   INVALID_RGB,
-  computeLegends,
+  WEIGHT_PALETTE,
+  colorRanges,
   computeRanges,
+  divergingCss,
   formatValue,
+  isColorScale,
   paintMap,
+  rangeGroups,
   type RangeSource,
+  weightCss,
 } from "../src/colors";
-import { buildColumns, rangeSources } from "../src/overview/columns";
-import { activationsFor, smallNet } from "./overview-builders";
+import { activationsFor, layer, network, smallNet, spatial } from "./overview-builders";
 
-const src = (layer: string, module: number, min: number[], max: number[], count = min.length): RangeSource => ({
+// Reference values printed by d3-scale-chromatic 3.1.1 (interpolateRdBu(t), interpolateBrBG(t)),
+// the library the original CNN Explainer draws with; our palettes must reproduce them exactly.
+const D3_REFERENCE: [number, string, string][] = [
+  [0, "rgb(103, 0, 31)", "rgb(84, 48, 5)"],
+  [0.05, "rgb(140, 13, 37)", "rgb(112, 65, 8)"],
+  [0.1, "rgb(172, 32, 47)", "rgb(139, 84, 15)"],
+  [0.25, "rgb(228, 130, 104)", "rgb(206, 161, 86)"],
+  [1 / 3, "rgb(246, 182, 154)", "rgb(230, 205, 148)"],
+  [0.45, "rgb(249, 232, 221)", "rgb(244, 237, 218)"],
+  [0.5, "rgb(242, 239, 238)", "rgb(238, 241, 234)"],
+  [0.55, "rgb(227, 237, 242)", "rgb(221, 239, 235)"],
+  [0.7, "rgb(143, 194, 221)", "rgb(127, 201, 191)"],
+  [0.9, "rgb(34, 101, 163)", "rgb(10, 103, 95)"],
+  [0.97, "rgb(13, 64, 119)", "rgb(1, 73, 62)"],
+  [1, "rgb(5, 48, 97)", "rgb(0, 60, 48)"],
+];
+
+const css = (rgb: number[]) => `rgb(${rgb.join(", ")})`;
+
+describe("palettes interpolate as d3-scale-chromatic", () => {
+  it("RdBu (activations) equals interpolateRdBu", () => {
+    for (const [t, rdbu] of D3_REFERENCE) expect(css(ACTIVATION_PALETTE.at(t)), `t=${t}`).toBe(rdbu);
+  });
+
+  it("BrBG (weights) equals interpolateBrBG", () => {
+    for (const [t, , brbg] of D3_REFERENCE) expect(css(WEIGHT_PALETTE.at(t)), `t=${t}`).toBe(brbg);
+  });
+
+  it("0 is rgb(242, 239, 238) on the activation scale, not the stop's (247, 247, 247)", () => {
+    expect(divergingCss(0, 3)).toBe("rgb(242,239,238)");
+    const out = new Uint8ClampedArray(4);
+    paintMap([0], out, "diverging", 5);
+    expect([...out.slice(0, 3)]).toEqual([242, 239, 238]);
+  });
+
+  it("weights and activations use different palettes", () => {
+    expect(weightCss(-1, 1)).toBe("rgb(84,48,5)");
+    expect(divergingCss(-1, 1)).toBe("rgb(103,0,31)");
+    const w = new Uint8ClampedArray(4);
+    paintMap([1], w, "weights", 1);
+    expect([...w.slice(0, 3)]).toEqual([0, 60, 48]);
+  });
+});
+
+const src = (layer: string, kind: RangeSource["kind"], min: number[], max: number[], count = min.length, spatial = true): RangeSource => ({
   layer,
-  module,
+  kind,
+  spatial,
   min,
   max,
   count,
 });
 
-const sources = [
-  src("a", 0, [-1, -0.5], [2, 0.25]),
-  src("b", 0, [0, 0], [3, 1]),
-  src("c", 1, [-8, 0], [1, 0.5]),
-  src("v", 2, [-0.5], [4], 3), // 1-D layer: one range for all 3 neurons
+// A Tiny-VGG-like list of hidden layers with known per-neuron ranges.
+const tiny = [
+  src("conv_1_1", "conv", [-1, -0.5], [2, 0.25]),
+  src("relu_1_1", "activation", [0, 0], [2, 0.25]),
+  src("conv_1_2", "conv", [-3, 0], [1, 0.5]),
+  src("relu_1_2", "activation", [0, 0], [1, 0.5]),
+  src("max_pool_1", "pool", [0, 0], [1, 0.5]),
+  src("conv_2_1", "conv", [-0.5, -8], [1, 0.5]),
+  src("relu_2_1", "activation", [0, 0], [1, 0.5]),
+  src("max_pool_2", "pool", [0, 0], [1, 0.5]),
+  src("hidden", "dense", [-0.5], [4], 3, false), // 1-D layer: one range for all 3 neurons
 ];
 
-describe("computeRanges", () => {
-  it("unit: each neuron its own max |value|", () => {
-    const r = computeRanges(sources, "unit");
-    expect([...r.get("a")!.extents]).toEqual([2, 0.5]);
-    expect([...r.get("b")!.extents]).toEqual([3, 1]);
-    expect([...r.get("c")!.extents]).toEqual([8, 0.5]);
-  });
+const extents = (r: ReturnType<typeof computeRanges>, name: string) => [...r.layers.get(name)!.extents];
 
-  it("unit: a 1-D layer shares its single range", () => {
-    expect([...computeRanges(sources, "unit").get("v")!.extents]).toEqual([4, 4, 4]);
-  });
-
-  it("module: one extent per module", () => {
-    const r = computeRanges(sources, "module");
-    expect([...r.get("a")!.extents]).toEqual([3, 3]);
-    expect([...r.get("b")!.extents]).toEqual([3, 3]);
-    expect([...r.get("c")!.extents]).toEqual([8, 8]);
-    expect([...r.get("v")!.extents]).toEqual([4, 4, 4]);
-  });
-
-  it("global: one extent for every hidden layer", () => {
-    const r = computeRanges(sources, "global");
-    for (const name of ["a", "b", "c", "v"]) {
-      expect(new Set(r.get(name)!.extents)).toEqual(new Set([8]));
-    }
-  });
-
-  it("keeps each layer's true min and max", () => {
-    const r = computeRanges(sources, "global");
-    expect(r.get("a")).toMatchObject({ min: -1, max: 2 });
-    expect(r.get("c")).toMatchObject({ min: -8, max: 1 });
-  });
-
-  it("ignores non-finite ranges instead of poisoning the extent", () => {
-    const r = computeRanges([src("x", 0, [NaN, -2], [Infinity, 1])], "module");
-    expect([...r.get("x")!.extents]).toEqual([2, 2]);
+describe("rangeGroups", () => {
+  it("units start at each conv or dense; blocks after each pooling and at maps → vectors", () => {
+    const { unit, block } = rangeGroups(tiny);
+    expect(unit).toEqual([0, 0, 1, 1, 1, 2, 2, 2, 3]);
+    expect(block).toEqual([0, 0, 0, 0, 0, 1, 1, 1, 2]);
   });
 });
 
-describe("computeLegends", () => {
-  it("unit and module: one legend per module, in order", () => {
-    for (const policy of ["unit", "module"] as const) {
-      const legends = computeLegends(sources, policy);
-      expect(legends.map((l) => l.layers)).toEqual([["a", "b"], ["c"], ["v"]]);
-    }
+describe("computeRanges", () => {
+  it("unit (default): one range per conv layer, shared with its ReLU and pooling", () => {
+    const r = computeRanges(tiny, "unit");
+    expect(extents(r, "conv_1_1")).toEqual([2, 2]);
+    expect(extents(r, "relu_1_1")).toEqual([2, 2]);
+    for (const name of ["conv_1_2", "relu_1_2", "max_pool_1"]) expect(extents(r, name)).toEqual([3, 3]);
+    for (const name of ["conv_2_1", "relu_2_1", "max_pool_2"]) expect(extents(r, name)).toEqual([8, 8]);
+    expect(extents(r, "hidden")).toEqual([4, 4, 4]);
   });
 
-  it("module legends show the module's symmetric extent and true range", () => {
-    const [m0, m1] = computeLegends(sources, "module");
-    expect(m0).toMatchObject({ extent: 3, min: -1, max: 3 });
-    expect(m1).toMatchObject({ extent: 8, min: -8, max: 1 });
+  it("module: one range per block of convolutions (up to the pooling)", () => {
+    const r = computeRanges(tiny, "module");
+    for (const name of ["conv_1_1", "relu_1_1", "conv_1_2", "relu_1_2", "max_pool_1"]) expect(extents(r, name)).toEqual([3, 3]);
+    for (const name of ["conv_2_1", "relu_2_1", "max_pool_2"]) expect(extents(r, name)).toEqual([8, 8]);
   });
 
-  it("unit legends have no shared extent", () => {
-    expect(computeLegends(sources, "unit").every((l) => l.extent === null)).toBe(true);
+  it("global: one range for every hidden layer", () => {
+    const r = computeRanges(tiny, "global");
+    for (const s of tiny) expect(new Set(extents(r, s.layer))).toEqual(new Set([8]));
+  });
+
+  it("neuron: each neuron its own max |value|, a 1-D layer its single range", () => {
+    const r = computeRanges(tiny, "neuron");
+    expect(extents(r, "conv_1_1")).toEqual([2, 0.5]);
+    expect(extents(r, "conv_2_1")).toEqual([1, 8]);
+    expect(extents(r, "hidden")).toEqual([4, 4, 4]);
+  });
+
+  it("keeps each layer's true min and max", () => {
+    const r = computeRanges(tiny, "global");
+    expect(r.layers.get("conv_1_1")).toMatchObject({ min: -1, max: 2 });
+    expect(r.layers.get("conv_2_1")).toMatchObject({ min: -8, max: 1 });
+  });
+
+  it("ignores non-finite ranges instead of poisoning the extent", () => {
+    const r = computeRanges([src("x", "conv", [NaN, -2], [Infinity, 1])], "unit");
+    expect(extents(r, "x")).toEqual([2, 2]);
+  });
+});
+
+describe("legends", () => {
+  it("unit: one legend per conv layer with its ReLU and pool, ticks ±its largest |value|", () => {
+    const { legends } = computeRanges(tiny, "unit");
+    expect(legends.map((l) => l.layers)).toEqual([
+      ["conv_1_1", "relu_1_1"],
+      ["conv_1_2", "relu_1_2", "max_pool_1"],
+      ["conv_2_1", "relu_2_1", "max_pool_2"],
+      ["hidden"],
+    ]);
+    expect(legends.map((l) => l.ticks)).toEqual([
+      [-2, 0, 2],
+      [-3, 0, 3],
+      [-8, 0, 8],
+      [-4, 0, 4],
+    ]);
+    expect(legends[1]).toMatchObject({ min: -3, max: 1, perNeuron: false });
+  });
+
+  it("module: one legend per block, five ticks as the original's", () => {
+    const { legends } = computeRanges(tiny, "module");
+    expect(legends.map((l) => l.layers[0])).toEqual(["conv_1_1", "conv_2_1", "hidden"]);
+    expect(legends[0].ticks).toEqual([-3, -1.5, 0, 1.5, 3]);
+    expect(legends[1].ticks).toEqual([-8, -4, 0, 4, 8]);
   });
 
   it("global: a single legend spanning every hidden layer", () => {
-    const legends = computeLegends(sources, "global");
+    const { legends } = computeRanges(tiny, "global");
     expect(legends).toHaveLength(1);
-    expect(legends[0]).toMatchObject({ layers: ["a", "b", "c", "v"], extent: 8, min: -8, max: 4 });
+    expect(legends[0]).toMatchObject({ extent: 8, min: -8, max: 4, ticks: [-8, -4, 0, 4, 8] });
+    expect(legends[0].layers).toEqual(tiny.map((s) => s.layer));
+  });
+
+  it("neuron: legends per unit, marked per-neuron, ticks of the strongest neuron", () => {
+    const { legends } = computeRanges(tiny, "neuron");
+    expect(legends.every((l) => l.perNeuron)).toBe(true);
+    expect(legends[2].ticks).toEqual([-8, 0, 8]);
+  });
+
+  it("every layer knows its legend", () => {
+    const r = computeRanges(tiny, "unit");
+    expect(r.layers.get("max_pool_1")!.legend).toBe(1);
+    expect(r.layers.get("hidden")!.legend).toBe(3);
   });
 
   it("follows the current image (no stale range after an image switch)", () => {
     const net = smallNet();
-    const cols = buildColumns(net);
-    const first = computeLegends(rangeSources(cols, activationsFor(net, { scale: 2 })), "global")[0];
-    const second = computeLegends(rangeSources(cols, activationsFor(net, { scale: 1 })), "global")[0];
-    expect(second.extent).toBeCloseTo(first.extent! / 2);
+    const first = colorRanges(net, activationsFor(net, { scale: 2 }), "global").legends[0];
+    const second = colorRanges(net, activationsFor(net, { scale: 1 }), "global").legends[0];
+    expect(second.extent).toBeCloseTo(first.extent / 2);
     expect(second.max).toBeCloseTo(first.max / 2);
+  });
+});
+
+describe("colorRanges", () => {
+  it("covers the hidden layers only (not input, flatten, output or softmax)", () => {
+    const net = smallNet();
+    const r = colorRanges(net, activationsFor(net), "unit");
+    expect([...r.layers.keys()]).toEqual(["c1", "r1", "p1", "c2", "r2", "hidden"]);
+  });
+
+  it("unit ranges equal the largest |value| of the conv layer and what follows it", () => {
+    const net = network([layer("c", "conv", [2, 2, 2]), layer("r", "activation", [2, 2, 2]), layer("o", "dense", [2])]);
+    const acts = activationsFor(net);
+    acts.layers.set("c", spatial("c", 2, 2, 2, (ch, p) => (ch === 0 ? [-5, 1, 2, 0][p] : 0.5)));
+    acts.layers.set("r", spatial("r", 2, 2, 2, (ch, p) => (ch === 0 ? [0, 1, 2, 0][p] : 0.5)));
+    const r = colorRanges(net, acts, "unit");
+    expect(extents(r, "c")).toEqual([5, 5]);
+    expect(extents(r, "r")).toEqual([5, 5]);
+    expect(r.legends[0].ticks).toEqual([-5, 0, 5]);
   });
 });
 
@@ -103,25 +209,21 @@ describe("paintMap", () => {
   const rgb = (out: Uint8ClampedArray, p: number) => [out[p * 4], out[p * 4 + 1], out[p * 4 + 2]];
   const lut = (i: number) => [DIVERGING_LUT[i * 4], DIVERGING_LUT[i * 4 + 1], DIVERGING_LUT[i * 4 + 2]];
 
-  it("diverging: -extent red, 0 white, +extent blue, clamped beyond", () => {
+  it("diverging: -extent dark red, +extent dark blue, clamped beyond", () => {
     const out = new Uint8ClampedArray(5 * 4);
     paintMap([-2, 0, 2, 10, -10], out, "diverging", 2);
     const last = DIVERGING_LUT.length / 4 - 1;
-    expect(rgb(out, 0)).toEqual(lut(0));
-    expect(rgb(out, 2)).toEqual(lut(last));
+    expect(rgb(out, 0)).toEqual([103, 0, 31]);
+    expect(rgb(out, 2)).toEqual([5, 48, 97]);
     expect(rgb(out, 3)).toEqual(lut(last));
     expect(rgb(out, 4)).toEqual(lut(0));
-    const [r, g, b] = rgb(out, 1);
-    expect(Math.min(r, g, b)).toBeGreaterThan(240); // near white
-    expect(rgb(out, 0)[0]).toBeGreaterThan(rgb(out, 0)[2]); // reddish
-    expect(rgb(out, 2)[2]).toBeGreaterThan(rgb(out, 2)[0]); // bluish
     expect(out[3]).toBe(255);
   });
 
-  it("an all-zero map is white, not NaN", () => {
+  it("an all-zero map is drawn at the middle colour, not NaN", () => {
     const out = new Uint8ClampedArray(4);
     paintMap([0], out, "diverging", 0);
-    expect(Math.min(...rgb(out, 0))).toBeGreaterThan(240);
+    expect(rgb(out, 0)).toEqual([242, 239, 238]);
   });
 
   it("grey: 0 black, 1 white, NaN marked", () => {
@@ -131,6 +233,15 @@ describe("paintMap", () => {
     expect(rgb(out, 1)).toEqual([128, 128, 128]);
     expect(rgb(out, 2)).toEqual([255, 255, 255]);
     expect(rgb(out, 3)).toEqual(INVALID_RGB);
+  });
+});
+
+describe("colour scale names", () => {
+  it("unit, module, global and neuron are the four policies", () => {
+    expect([...COLOR_SCALES]).toEqual(["unit", "module", "global", "neuron"]);
+    expect(isColorScale("neuron")).toBe(true);
+    expect(isColorScale("local")).toBe(false);
+    expect(isColorScale(3)).toBe(false);
   });
 });
 

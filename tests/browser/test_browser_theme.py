@@ -40,7 +40,7 @@ COLOURS_JS = """(root, selectors) => {
   return out;
 }"""
 
-OVERVIEW_PARTS = [":root", ".cnnx-ov-col-name", ".cnnx-ov-col-shape", ".cnnx-ov-legend-labels"]
+OVERVIEW_PARTS = [":root", ".cnnx-ov-col-name", ".cnnx-ov-col-shape", ".cnnx-legend-ticks"]
 DETAIL_PARTS = [".cnnx-detail", ".cnnx-detail h4", ".cnnx-math-output", ".cnnx-facts"]
 
 
@@ -105,7 +105,7 @@ def assert_theme(got, dark: bool, min_contrast: dict[str, float]) -> None:
 
 
 #: Secondary text (shapes, legend numbers) may be dimmer; WCAG's large/secondary threshold.
-SECONDARY = {".cnnx-ov-col-shape": 3.0, ".cnnx-ov-legend-labels": 3.0, ".cnnx-facts": 3.0}
+SECONDARY = {".cnnx-ov-col-shape": 3.0, ".cnnx-legend-ticks": 3.0, ".cnnx-facts": 3.0}
 
 
 def test_widget_follows_jupyterlab_dark_theme(view):

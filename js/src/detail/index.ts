@@ -4,7 +4,7 @@
 // renderDetail(host, ctx) builds the panel for ctx.selection's neuron; update(ctx) redraws in
 // place for a new image, colour scale or position, and rebuilds for another neuron.
 
-import { computeRanges, type LayerRange, type RangeSource } from "../colors";
+import { type ColorRanges, colorRanges, extentOf } from "../colors";
 import { getLayer } from "../math";
 import type { Network } from "../payload";
 import { ActivationView } from "./activation";
@@ -39,19 +39,6 @@ const TITLES: Record<DetailKind, string> = {
   output: "Output: logit and softmax",
 };
 
-/** The colour extent of every hidden neuron under a colour scale (same policy as the overview). */
-function ranges(ctx: DetailContext): Map<string, LayerRange> {
-  const sources: RangeSource[] = [];
-  for (const l of ctx.network.layers) {
-    if (l.kind === "flatten" || l.kind === "softmax" || isOutputLayer(ctx.network, l.name)) continue;
-    const v = ctx.activations.layers.get(l.name);
-    if (!v) continue;
-    const count = l.output_shape.length === 3 ? l.output_shape[2] : l.output_shape[0];
-    sources.push({ layer: l.name, module: l.module, min: v.min, max: v.max, count });
-  }
-  return computeRanges(sources, ctx.colorScale);
-}
-
 export function renderDetail(host: HTMLElement, ctx: DetailContext): DetailView {
   const title = el("h3", { class: "cnnx-detail-title", id: `cnnx-detail-title-${Math.random().toString(36).slice(2, 8)}` });
   const close = el("button", { type: "button", class: "cnnx-detail-close", "aria-label": "close the detail view (Esc)", title: "close (Esc)" }, "×");
@@ -67,7 +54,7 @@ export function renderDetail(host: HTMLElement, ctx: DetailContext): DetailView 
   let current = ctx;
   let view: KindView | null = null;
   let key = "";
-  let rangeCache: { seq: number; scale: string; network: Network; map: Map<string, LayerRange> } | null = null;
+  let rangeCache: { seq: number; scale: string; network: Network; ranges: ColorRanges } | null = null;
 
   const sendPos = throttle((sel: Selection) => current.select(sel), 150);
   const env: ViewEnv = {
@@ -82,10 +69,9 @@ export function renderDetail(host: HTMLElement, ctx: DetailContext): DetailView 
     },
     extent(c, layer, index) {
       if (!rangeCache || rangeCache.seq !== c.activations.seq || rangeCache.scale !== c.colorScale || rangeCache.network !== c.network) {
-        rangeCache = { seq: c.activations.seq, scale: c.colorScale, network: c.network, map: ranges(c) };
+        rangeCache = { seq: c.activations.seq, scale: c.colorScale, network: c.network, ranges: colorRanges(c.network, c.activations, c.colorScale) };
       }
-      const r = rangeCache.map.get(layer);
-      return r ? (r.extents[index] ?? r.extents[0] ?? 1) : 1;
+      return extentOf(rangeCache.ranges, layer, index);
     },
   };
 

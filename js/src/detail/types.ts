@@ -1,4 +1,5 @@
 // Types shared by the detail views (the public API is re-exported from ./index).
+import type { ColorScale } from "../colors";
 import type { Activations, Network } from "../payload";
 
 export interface Selection {
@@ -13,7 +14,7 @@ export interface DetailContext {
   activations: Activations;
   selection: Selection;
   select(sel: Selection | null): void; // set w.selected (null closes the view)
-  colorScale: "unit" | "module" | "global";
+  colorScale: ColorScale;
 }
 
 export interface DetailView {

@@ -2,7 +2,6 @@
 // are assumed). Pure functions, no DOM.
 
 import type { Activations, LayerSpec, Network } from "../payload";
-import type { RangeSource } from "../colors";
 
 /**
  * - input: the image's channels (grey heatmaps);
@@ -97,18 +96,6 @@ export function pageGroups(cols: Column[]): number[] {
     leader.push(joins ? leader[i - 1] : i);
   });
   return leader;
-}
-
-/** The hidden columns' range inputs (everything but input and output) for `computeRanges`. */
-export function rangeSources(cols: Column[], acts: Activations): RangeSource[] {
-  const out: RangeSource[] = [];
-  for (const col of cols) {
-    if (col.kind !== "map" && col.kind !== "vector") continue;
-    const v = acts.layers.get(col.layer);
-    if (!v) continue;
-    out.push({ layer: col.layer, module: col.module, min: v.min, max: v.max, count: col.count });
-  }
-  return out;
 }
 
 /** Class probabilities: the "softmax" entry if the network has one, else softmax(logits). */

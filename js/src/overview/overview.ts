@@ -4,19 +4,21 @@
 
 import type { Activations, Network } from "../payload";
 import {
+  type ColorRanges,
   type ColorScale,
   type Legend,
-  computeLegends,
-  computeRanges,
+  DEFAULT_COLOR_SCALE,
+  colorRanges,
   divergingCss,
-  divergingGradientCss,
   formatValue,
+  legendTicks,
   paintMap,
   safeExtent,
 } from "../colors";
 import { h, svg } from "../ui/dom";
+import { type LegendSpec, LegendView } from "../ui/legend";
 import { Tooltip } from "../ui/tooltip";
-import { type Column, argmax, buildColumns, pageGroups, probabilities, rangeSources, sourcesOf } from "./columns";
+import { type Column, argmax, buildColumns, pageGroups, probabilities, sourcesOf } from "./columns";
 import { type Layout, type Rect, computeLayout, itemRect, pageRange, titleText } from "./layout";
 
 export interface NeuronRef {
@@ -39,6 +41,11 @@ interface NeuronView {
 
 const CHANNEL_NAMES = ["Red", "Green", "Blue"];
 
+/** Legends: narrowest width (room for two end labels), gap between two in a row, row pitch. */
+const LEGEND_MIN_WIDTH = 64;
+const LEGEND_GAP = 6;
+const LEGEND_ROW = 34;
+
 export class Overview {
   readonly el: HTMLDivElement;
   private readonly opts: OverviewOptions;
@@ -60,7 +67,10 @@ export class Overview {
   private readonly hotPath: SVGPathElement;
   private readonly selPath: SVGPathElement;
   private acts: Activations | null = null;
-  private policy: ColorScale = "unit";
+  private policy: ColorScale = DEFAULT_COLOR_SCALE;
+  private ranges: ColorRanges | null = null;
+  /** The hidden layers' legends by index in `ranges.legends`. */
+  private readonly legendViews = new Map<number, LegendView>();
   private extents = new Map<string, Float64Array>();
   private probs: Float32Array = new Float32Array(0);
   private hover: { col: number; index: number } | null = null;
@@ -386,6 +396,7 @@ export class Overview {
   private setHover(col: number | null, index = 0): void {
     this.hover = col === null ? null : { col, index };
     this.refreshHighlights();
+    this.syncNeuronLegend(col, index);
   }
 
   /** Open the elastic view for `sel` (null: back to the overview). */
@@ -482,8 +493,9 @@ export class Overview {
     this.policy = policy;
     const network = this.network;
     if (!network) return "";
-    const ranges = computeRanges(rangeSources(this.cols, acts), policy);
-    this.extents = new Map([...ranges].map(([k, r]) => [k, r.extents]));
+    const ranges = colorRanges(network, acts, policy);
+    this.ranges = ranges;
+    this.extents = new Map([...ranges.layers].map(([k, r]) => [k, r.extents]));
     let top = "";
     this.cols.forEach((col, c) => {
       const v = acts.layers.get(col.layer);
@@ -519,85 +531,89 @@ export class Overview {
     return top;
   }
 
+  /**
+   * Legends under the columns, each with numeric ticks: grey 0…1 under the input, one RdBu
+   * legend per range group (unit: per conv layer with its ReLU and pool; module: per block;
+   * global: one), probability 0…1 under the output. Neuron policy: ticks of the hovered neuron
+   * (else of the group's strongest neuron).
+   */
   private renderLegends(): void {
     const L = this.layout;
-    if (!L || !this.acts) return;
-    const legends = computeLegends(rangeSources(this.cols, this.acts), this.policy);
+    if (!L || !this.acts || !this.ranges) return;
     const items: HTMLElement[] = [];
+    this.legendViews.clear();
     const at = (layer: string) => this.cols.findIndex((c) => c.layer === layer);
-    const place = (el: HTMLElement, c0: number, c1: number) => {
+    // Right edge of the last legend in each row: a legend that would touch it goes a row down.
+    const rowEnds: number[] = [];
+    const place = (lg: LegendView, c0: number, c1: number) => {
       const a = L.columns[c0];
       const b = L.columns[c1];
-      // At least wide enough for its labels, centred on its columns, inside the cell.
-      const w = Math.max(b.x + b.width - a.x, 44);
-      const left = Math.max(0, Math.min(L.width - w, (a.x + b.x + b.width) / 2 - w / 2));
-      el.style.left = `${Math.round(left)}px`;
-      el.style.width = `${Math.round(w)}px`;
-      el.style.top = `${L.legendTop}px`;
-      const narrow = w < 96;
-      el.classList.toggle("cnnx-ov-legend-narrow", narrow);
-      const cap = el.querySelector<HTMLElement>(".cnnx-ov-legend-caption");
-      if (cap && narrow && cap.dataset.short) cap.textContent = cap.dataset.short;
+      // At least wide enough for its end labels, centred on its columns, inside the cell.
+      const w = Math.min(L.width, Math.max(b.x + b.width - a.x, LEGEND_MIN_WIDTH));
+      const left = Math.round(Math.max(0, Math.min(L.width - w, (a.x + b.x + b.width) / 2 - w / 2)));
+      let row = rowEnds.findIndex((end) => left >= end + LEGEND_GAP);
+      if (row < 0) row = rowEnds.length;
+      rowEnds[row] = left + w;
+      const s = lg.el.style;
+      s.left = `${left}px`;
+      s.width = `${Math.round(w)}px`;
+      s.top = `${L.legendTop + row * LEGEND_ROW}px`;
+      lg.fit(Math.round(w));
+      items.push(lg.el);
     };
-    // Input: grey 0..1.
-    const inputLegend = this.legendBox("cnnx-ov-legend-grey", "linear-gradient(to right, #000, #fff)", ["0", "1"], null, "");
-    place(inputLegend, 0, 0);
-    items.push(inputLegend);
-    for (const lg of legends) {
+    place(new LegendView({ kind: "grey", ticks: [0, 0.5, 1], title: "input channels: grey, 0 black … 1 white" }, "cnnx-ov-legend cnnx-ov-legend-grey"), 0, 0);
+    this.ranges.legends.forEach((lg, k) => {
       const c0 = at(lg.layers[0]);
       const c1 = at(lg.layers[lg.layers.length - 1]);
-      if (c0 < 0 || c1 < 0) continue;
-      const el = this.divergingLegend(lg);
-      el.dataset.layers = lg.layers.join(" ");
-      place(el, c0, c1);
-      items.push(el);
-    }
+      if (c0 < 0 || c1 < 0) return;
+      const view = new LegendView(this.legendSpec(lg), "cnnx-ov-legend cnnx-ov-legend-div");
+      this.legendViews.set(k, view);
+      view.el.dataset.layers = lg.layers.join(" ");
+      view.el.dataset.legend = String(k);
+      view.el.dataset.extent = String(lg.extent);
+      place(view, c0, c1);
+    });
     const out = this.cols.findIndex((c) => c.kind === "output");
     if (out >= 0) {
-      const el = this.legendBox("cnnx-ov-legend-prob", "", ["0", "probability", "1"], null, "");
-      place(el, out, out);
-      items.push(el);
+      place(new LegendView({ kind: "probability", ticks: [0, 0.5, 1], title: "class probability (softmax)" }, "cnnx-ov-legend cnnx-ov-legend-prob"), out, out);
     }
     this.legendLayer.replaceChildren(...items);
+    this.el.style.height = `${L.height + Math.max(0, rowEnds.length - 1) * LEGEND_ROW}px`;
+    if (this.hover) this.syncNeuronLegend(this.hover.col, this.hover.index);
   }
 
-  private divergingLegend(lg: Legend): HTMLDivElement {
-    const range = `${formatValue(lg.min)} … ${formatValue(lg.max)}`;
-    if (lg.extent === null) {
-      const box = this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), ["−max", "0", "+max"], null, `range ${range}`, range);
-      box.title = `Unit scale: each neuron is coloured over ±its own largest |value|; values here range ${range}`;
-      return box;
+  private legendSpec(lg: Legend, neuron?: { layer: string; index: number; extent: number }): LegendSpec {
+    const range = `values ${formatValue(lg.min)} … ${formatValue(lg.max)}`;
+    const span = lg.layers.length > 1 ? `${lg.layers[0]} … ${lg.layers[lg.layers.length - 1]}` : lg.layers[0];
+    if (lg.perNeuron) {
+      const e = neuron ? neuron.extent : lg.extent;
+      const who = neuron ? `${neuron.layer} neuron ${neuron.index}` : "strongest neuron";
+      return {
+        kind: "activations",
+        ticks: legendTicks(safeExtent(e), 3),
+        title: `Neuron scale: each neuron of ${span} is coloured over ±its own largest |value|; ticks: ${who}; ${range}`,
+      };
     }
     const e = safeExtent(lg.extent);
-    return this.legendBox("cnnx-ov-legend-div", divergingGradientCss(), [formatValue(-e), "0", formatValue(e)], [lg.min / e, lg.max / e], `range ${range}`, range);
+    return {
+      kind: "activations",
+      ticks: lg.extent > 0 ? lg.ticks : legendTicks(e, lg.ticks.length === 5 ? 5 : 3),
+      title: `${span}: coloured over ±${formatValue(e)} (largest |value|, ${this.policy} scale); ${range}`,
+    };
   }
 
-  private legendBox(
-    cls: string,
-    gradient: string,
-    labels: string[],
-    marks: [number, number] | null,
-    caption: string,
-    shortCaption = "",
-  ): HTMLDivElement {
-    const bar = h("div", { class: "cnnx-ov-legend-bar" });
-    if (gradient) bar.style.background = gradient;
-    if (marks) {
-      for (const m of marks) {
-        if (!Number.isFinite(m)) continue;
-        const t = h("div", { class: "cnnx-ov-legend-mark" });
-        t.style.left = `${((Math.max(-1, Math.min(1, m)) + 1) / 2) * 100}%`;
-        bar.append(t);
-      }
-    }
-    const el = h(
-      "div",
-      { class: `cnnx-ov-legend ${cls}` },
-      bar,
-      h("div", { class: "cnnx-ov-legend-labels" }, ...labels.map((l) => h("span", {}, l))),
-    );
-    if (caption) el.append(h("div", { class: "cnnx-ov-legend-caption", title: caption, "data-short": shortCaption }, caption));
-    return el;
+  /** Neuron policy: show the hovered neuron's own ticks on its group's legend. */
+  private syncNeuronLegend(col: number | null, index: number): void {
+    if (!this.ranges || this.policy !== "neuron") return;
+    const layer = col === null ? "" : this.cols[col]?.layer;
+    const r = layer ? this.ranges.layers.get(layer) : undefined;
+    this.ranges.legends.forEach((lg, k) => {
+      const view = this.legendViews.get(k);
+      if (!view) return;
+      const mine = r !== undefined && r.legend === k;
+      view.update(this.legendSpec(lg, mine ? { layer, index, extent: r.extents[index] ?? 0 } : undefined));
+      view.el.dataset.neuron = mine ? `${layer}/${index}` : "";
+    });
   }
 
   destroy(): void {

@@ -17,9 +17,10 @@ export interface ToolbarOptions {
 }
 
 const SCALE_LABELS: Record<ColorScale, [string, string]> = {
-  unit: ["Unit", "each neuron coloured over its own range"],
-  module: ["Module", "neurons of a block share one range"],
-  global: ["Global", "all hidden layers share one range"],
+  unit: ["Unit", "one range per convolution, shared with its ReLU and pooling"],
+  module: ["Module", "one range per block (up to and including a pooling layer)"],
+  global: ["Global", "one range for all hidden layers"],
+  neuron: ["Neuron", "each neuron coloured over its own range"],
 };
 
 function toBlobPart(data: Thumbnail["data"]): BlobPart {
