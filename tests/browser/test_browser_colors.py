@@ -14,7 +14,7 @@ try:
 except ImportError:  # the `chromium` fixture fails every test with the reason
     expect = None
 
-from .cnnx_lab import ARTIFACTS, IMAGES, element_screenshot
+from .cnnx_lab import ARTIFACTS, IMAGES, element_screenshot, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +75,9 @@ def legends(root) -> list[dict]:
 def set_policy(view, policy: str) -> None:
     view.root.locator(f'.cnnx-scale-btn[data-scale="{policy}"]').click()
     expect(view.root).to_have_attribute("data-color-scale", policy, timeout=WAIT_MS)
-    view.kernel.eval_json("w.color_scale")  # the click reached Python
+    wait_for(
+        lambda: view.kernel.eval_json("w.color_scale") == policy, 20, what=f"{policy} in Python"
+    )
 
 
 def test_legend_ticks_equal_true_ranges_in_each_policy(view):
