@@ -20,7 +20,12 @@ import traitlets
 from cnn_explainer_widget import _export
 from cnn_explainer_widget._protocol import encode_activations, encode_network
 from cnn_explainer_widget.explain import Neuron, explain_neuron
-from cnn_explainer_widget.images import DEFAULT_IMAGES, default_image_path, load_image
+from cnn_explainer_widget.images import (
+    DEFAULT_IMAGES,
+    ImageInfo,
+    default_image_path,
+    load_image_with_info,
+)
 from cnn_explainer_widget.model import as_network, tiny_vgg_network
 from cnn_explainer_widget.network import Network
 
@@ -67,6 +72,9 @@ class CNNExplainer(anywidget.AnyWidget):
     _network = traitlets.Dict(help="py→js, once: network structure and weights.").tag(sync=True)
     _activations = traitlets.Dict(help="py→js, per image: every layer's maps.").tag(sync=True)
     _thumbnails = traitlets.List(help="py→js, once: the default images.").tag(sync=True)
+    _image_notice = traitlets.Unicode(
+        "", help="py→js, per image: what was done to it (centre-cropped, scaled up), or ''."
+    ).tag(sync=True)
 
     # Any, not Dict: our validator gives the clear message (and a ValueError) for every bad value.
     selected = traitlets.Any(
@@ -112,15 +120,17 @@ class CNNExplainer(anywidget.AnyWidget):
         self._seq = 0
         first_name, first_label = DEFAULT_IMAGES[0]
         if image is None:
-            pixels, name = self._load(default_image_path(first_name)), first_label
+            (pixels, info), name = self._load(default_image_path(first_name)), first_label
         else:
-            pixels, name = self._load(image), _describe_source(image)
+            (pixels, info), name = self._load(image), _describe_source(image)
         acts = network.activations(pixels)
         self._image, self._acts, self._image_name = pixels, acts, name
+        self._image_info = info
         self._seq = 1
         super().__init__(
             _network=encode_network(network),
             _activations=encode_activations(network, acts, self._seq, name, "python"),
+            _image_notice=info.notice(name),
             _thumbnails=[
                 {"name": f, "label": label, "data": default_image_path(f).read_bytes()}
                 for f, label in DEFAULT_IMAGES
@@ -152,22 +162,24 @@ class CNNExplainer(anywidget.AnyWidget):
 
     def set_image(self, source: Any, name: str | None = None) -> None:
         """Show ``source`` (anything `load_image` accepts): one forward pass, one message."""
-        pixels = self._load(source)
-        self._show(pixels, name or _describe_source(source), "python")
+        pixels, info = self._load(source)
+        self._show(pixels, info, name or _describe_source(source), "python")
 
-    def _load(self, source: Any) -> np.ndarray:
+    def _load(self, source: Any) -> tuple[np.ndarray, ImageInfo]:
         h, w, c = self._net.input_shape
         if h != w:
             raise ValueError(f"only square inputs are supported, the network takes {h}×{w}")
-        return load_image(source, size=h, channels=c)
+        return load_image_with_info(source, size=h, channels=c)
 
-    def _show(self, pixels: np.ndarray, name: str, source: str) -> None:
+    def _show(self, pixels: np.ndarray, info: ImageInfo, name: str, source: str) -> None:
         acts = self._net.activations(pixels)
         self._seq += 1
         payload = encode_activations(self._net, acts, self._seq, name, source)
         self._image, self._acts, self._image_name = pixels, acts, name
+        self._image_info = info
         with self.hold_sync():
             self._activations = payload
+            self._image_notice = info.notice(name)
             self.error = ""
 
     # ---- read-outs -------------------------------------------------------------------------
@@ -176,6 +188,15 @@ class CNNExplainer(anywidget.AnyWidget):
     def image_name(self) -> str:
         """A short description of the current image (file or default image name)."""
         return self._image_name
+
+    @property
+    def image_info(self) -> ImageInfo:
+        """What loading did to the current image (an `ImageInfo`).
+
+        Its size before, whether it was centre-cropped (``.cropped``) or enlarged
+        (``.scaled_up``); the widget shows ``.notice()`` when either is true.
+        """
+        return self._image_info
 
     @property
     def activations(self) -> dict[str, np.ndarray]:
@@ -300,7 +321,7 @@ class CNNExplainer(anywidget.AnyWidget):
                 index = content.get("index")
                 if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):
                     file_name, label = DEFAULT_IMAGES[index]
-                    self._show(self._load(default_image_path(file_name)), label, "default")
+                    self._show(*self._load(default_image_path(file_name)), label, "default")
         # Callbacks a user registered with on_msg still run.
         super()._handle_custom_msg(content, buffers)
 
@@ -325,13 +346,13 @@ class CNNExplainer(anywidget.AnyWidget):
         # Decoding a large photo can take a second: say so in the view while it runs.
         self.busy = True
         try:
-            pixels = self._load(bytes(memoryview(buffers[0])))
+            pixels, info = self._load(bytes(memoryview(buffers[0])))
         except (ValueError, TypeError) as exc:
             self.error = f"Could not use {name}: {exc}"
             return
         finally:
             self.busy = False
-        self._show(pixels, name, "upload")
+        self._show(pixels, info, name, "upload")
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -13,6 +13,7 @@ import io
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,50 @@ ACCEPTED = (
 )
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `load_image` did to an image: its size before, and the square it became.
+
+    Attributes
+    ----------
+    width, height:
+        The decoded image's size in pixels (after EXIF orientation).
+    size:
+        Side of the square input it became.
+    """
+
+    width: int
+    height: int
+    size: int
+
+    @property
+    def cropped(self) -> bool:
+        """True when a non-square image lost its edges to the centre crop."""
+        return self.width != self.height
+
+    @property
+    def scaled_up(self) -> bool:
+        """True when the image was enlarged (its shorter side was below ``size + 1``)."""
+        return (self.width, self.height) != (self.size, self.size) and min(
+            self.width, self.height
+        ) < self.size + 1
+
+    def notice(self, name: str = "The image") -> str:
+        """One sentence for the user when the image was cropped or scaled up, else ``""``."""
+        if not (self.cropped or self.scaled_up):
+            return ""
+        w, h, n = self.width, self.height, self.size
+        parts = []
+        if self.cropped:
+            lost = round(100 * (1 - min(w, h) / max(w, h)))
+            edges = "left and right" if w > h else "top and bottom"
+            parts.append(f"centre-cropped to a square (about {lost}% cut off at the {edges})")
+        scale = "scaled up" if self.scaled_up else "scaled down"
+        blur = ", so it looks blurrier" if self.scaled_up else ""
+        parts.append(f"{scale} to {n}×{n}{blur}")
+        return f"{name} is {w}×{h}: " + " and ".join(parts) + "."
+
+
 def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
     """Load ``source`` as the network's input: ``(size, size, channels)`` float32 in [0, 1].
 
@@ -79,6 +124,16 @@ def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
         For a missing file, a directory, bytes that are not an image, a wrong array shape,
         NaN/inf or out-of-range values, or an image above `MAX_PIXELS`.
     """
+    return load_image_with_info(source, size, channels)[0]
+
+
+def load_image_with_info(
+    source: Any, size: int = 64, channels: int = 3
+) -> tuple[np.ndarray, ImageInfo]:
+    """`load_image`, and what it did to the image (`ImageInfo`: cropped, scaled up).
+
+    Takes and raises exactly what `load_image` does.
+    """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     with warnings.catch_warnings():
@@ -93,7 +148,8 @@ def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
     if channels == 1:
         out = out @ np.array([0.299, 0.587, 0.114])
         out = out[..., None]
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    info = ImageInfo(width=int(rgb.shape[1]), height=int(rgb.shape[0]), size=size)
+    return np.clip(out, 0.0, 1.0).astype(np.float32), info
 
 
 def _decode(source: Any) -> tuple[np.ndarray, bool]:

@@ -769,7 +769,7 @@ def test_upload_cap_is_checked_before_decoding(widget, monkeypatch):
     import cnn_explainer_widget._widget as wmod
 
     calls: list[int] = []
-    monkeypatch.setattr(wmod, "load_image", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(wmod, "load_image_with_info", lambda *a, **k: calls.append(1))
     before = snapshot(widget)
     widget._handle_custom_msg(
         widget,

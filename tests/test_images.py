@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cnn_explainer_widget import load_image
-from cnn_explainer_widget.images import MAX_PIXELS, resize_center_crop
+from cnn_explainer_widget.images import MAX_PIXELS, load_image_with_info, resize_center_crop
 
 
 def _png_bytes(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -208,3 +208,25 @@ def test_every_default_image_loads(image_dir):
     assert len(files) == 10
     for f in files:
         assert load_image(f).shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("size", "cropped", "scaled_up", "words"),
+    [
+        ((320, 200), True, False, ["320×200", "centre-cropped", "left and right", "scaled down"]),
+        ((200, 320), True, False, ["top and bottom", "38% cut off"]),
+        ((32, 32), False, True, ["32×32", "scaled up", "blurrier"]),
+        ((48, 100), True, True, ["centre-cropped", "scaled up"]),
+        ((64, 64), False, False, []),
+        ((256, 256), False, False, []),
+    ],
+)
+def test_load_image_with_info_says_what_was_done(size, cropped, scaled_up, words):
+    img = Image.new("RGB", size, (40, 90, 200))
+    pixels, info = load_image_with_info(img)
+    np.testing.assert_array_equal(pixels, load_image(img))  # the same input as load_image
+    assert (info.width, info.height, info.size) == (*size, 64)
+    assert (info.cropped, info.scaled_up) == (cropped, scaled_up)
+    notice = info.notice("photo.png")
+    assert all(w in notice for w in words), notice
+    assert bool(notice) == (cropped or scaled_up)

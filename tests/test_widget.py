@@ -241,6 +241,19 @@ def test_upload_valid_and_invalid(fresh):
     assert fresh.error == ""
 
 
+def test_upload_reports_crop_and_upscale(fresh):
+    """The kernel tells the front end what was done to an image (shown under the toolbar)."""
+    fresh._handle_custom_msg(fresh, {"type": "upload", "name": "wide.png"}, [_png((320, 200))])
+    assert fresh.image_info.cropped and not fresh.image_info.scaled_up
+    assert fresh._image_notice.startswith("wide.png is 320×200: centre-cropped")
+    fresh._handle_custom_msg(fresh, {"type": "upload", "name": "tiny.png"}, [_png((32, 32))])
+    assert fresh.image_info.scaled_up and "scaled up to 64×64" in fresh._image_notice
+    fresh._handle_custom_msg(fresh, {"type": "choose", "index": 2}, [])
+    assert fresh._image_notice == "" and not fresh.image_info.cropped  # 64×64 default image
+    fresh._handle_custom_msg(fresh, {"type": "upload", "name": "bad.png"}, [b"nope"])
+    assert fresh.error and fresh._image_notice == ""  # a refused upload keeps the last notice
+
+
 def test_upload_size_cap_before_decoding(fresh):
     big = memoryview(bytearray(MAX_UPLOAD_BYTES + 1))
     fresh._handle_custom_msg(fresh, {"type": "upload", "name": "big.png"}, [big])

@@ -25,6 +25,7 @@ export interface WidgetModel {
   _thumbnails: Thumbnail[];
   selected: Selection | null;
   color_scale: string;
+  _image_notice: string;
   error: string;
   busy: boolean;
 }
@@ -79,6 +80,7 @@ export class CnnExplainerView {
     this.toolbar = new Toolbar(this.root, {
       onChoose: (index) => model.send({ type: "choose", index }),
       onFile: (file) => this.upload(file),
+      hyperSource: () => this.hyperSource(),
       onColorScale: (s) => {
         model.set("color_scale", s);
         model.save_changes();
@@ -107,6 +109,7 @@ export class CnnExplainerView {
       this.schedule();
     });
     this.on("change:_thumbnails", () => this.syncThumbnails());
+    this.on("change:_image_notice", () => this.syncNotice());
     this.on("change:color_scale", () => this.syncScale());
     // Like image updates, a burst of selections (e.g. a loop in Python) is drawn once, latest.
     this.on("change:selected", () => {
@@ -122,6 +125,7 @@ export class CnnExplainerView {
     this.root.addEventListener("drop", this.onDrop);
 
     this.syncThumbnails();
+    this.syncNotice();
     this.syncBusy();
     this.syncError();
     this.scale = this.readScale();
@@ -192,7 +196,8 @@ export class CnnExplainerView {
       if (this.acts && this.paintDirty) {
         this.paintDirty = false;
         const top = this.overview.paint(this.acts, this.scale);
-        this.toolbar.setCurrent(this.acts.image.name);
+        this.toolbar.setCurrent(this.acts.image.name, this.acts.image.source);
+        this.toolbar.refreshHyper();
         this.root.dataset.prediction = top;
         this.root.dataset.seq = String(this.acts.seq);
         const t1 = performance.now();
@@ -229,7 +234,21 @@ export class CnnExplainerView {
   private syncThumbnails(): void {
     const list = this.model.get("_thumbnails");
     this.toolbar.setThumbnails(Array.isArray(list) ? list : []);
-    if (this.acts) this.toolbar.setCurrent(this.acts.image.name);
+    if (this.acts) this.toolbar.setCurrent(this.acts.image.name, this.acts.image.source);
+  }
+
+  private syncNotice(): void {
+    const text = this.model.get("_image_notice");
+    this.toolbar.setNotice(typeof text === "string" ? text : "");
+  }
+
+  /** The input's first channel, for the hyperparameter explorer. */
+  private hyperSource() {
+    const input = this.acts?.layers.get("input");
+    if (!input || input.shape.length !== 3) return null;
+    const [, hh, ww] = input.shape;
+    const channel = this.network?.inputShape[2] === 3 ? "Red channel" : "input";
+    return { map: input.values.subarray(0, hh * ww), h: hh, w: ww, grey: true, name: `${channel} of ${this.acts!.image.name}` };
   }
 
   private syncScale(): void {
@@ -354,7 +373,7 @@ export class CnnExplainerView {
     const file = e.dataTransfer?.files?.[0];
     if (!file) return;
     e.preventDefault();
-    this.upload(file);
+    this.toolbar.sendFile(file);
   };
 
   destroy(): void {

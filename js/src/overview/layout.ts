@@ -23,10 +23,13 @@ export interface ColumnLayout {
   /** Neurons shown per page, number of pages (1 = no pager). */
   perPage: number;
   pages: number;
-  /** 0 or 1: staggered title row (when neighbouring titles would collide). */
+  /** Title row (0 … titleRows − 1): titles are staggered when neighbours would collide. */
   titleRow: number;
   /** Estimated title width in px at the layout's font size. */
   titleWidth: number;
+  /** The title's box: left edge and width (narrower than the text only if it must be cut). */
+  titleLeft: number;
+  titleBoxWidth: number;
 }
 
 export interface Layout {
@@ -38,6 +41,8 @@ export interface Layout {
   titleTop: number;
   titleHeight: number;
   titleFont: number;
+  /** Number of staggered title rows (1: all titles on one row). */
+  titleRows: number;
   bodyTop: number;
   bodyHeight: number;
   pagerTop: number;
@@ -55,9 +60,9 @@ export interface Rect {
 
 const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
 
-/** Rough text width (px) of `text` in the UI sans font at `font` px. */
+/** Rough text width (px) of `text` in the UI sans font at `font` px (generous: DejaVu Sans). */
 export function textWidth(text: string, font: number): number {
-  return text.length * font * 0.58;
+  return text.length * font * 0.62;
 }
 
 export function titleText(col: Column): [string, string] {
@@ -101,8 +106,12 @@ function solveNode(cols: Column[], avail: number, outW: number, need: number[], 
   return Math.max(4, Math.floor(lo));
 }
 
-/** Smallest title font used before titles are staggered. */
-const MIN_TITLE_FONT = 10;
+/** Title font: labels and numbers are never smaller than 11 px. */
+const TITLE_FONT = 11;
+/** Most staggered title rows; beyond that, titles are cut (with an ellipsis) to their room. */
+const MAX_TITLE_ROWS = 4;
+/** Smallest gap between two titles of one row. */
+const TITLE_GAP = 4;
 
 export function computeLayout(cols: Column[], width: number, opts: LayoutOptions = DEFAULT_LAYOUT): Layout {
   const W = Math.max(width, 200);
@@ -111,8 +120,8 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
   // Prefer gaps wide enough for every title on one row; if that would shrink the maps by more
   // than a fifth, keep the maps and stagger the titles instead.
   const noNeed = cols.map(() => 0);
-  const tw = cols.map((c) => Math.max(...titleText(c).map((t) => textWidth(t, MIN_TITLE_FONT))));
-  const titleNeed = cols.map((_, i) => (i === 0 ? 0 : (tw[i - 1] + tw[i]) / 2 + 6));
+  const tw = cols.map((c) => Math.max(...titleText(c).map((t) => textWidth(t, TITLE_FONT))));
+  const titleNeed = cols.map((_, i) => (i === 0 ? 0 : (tw[i - 1] + tw[i]) / 2 + 8 + TITLE_GAP));
   const sPlain = solveNode(cols, avail, outW, noNeed, opts.maxNode);
   const sFit = solveNode(cols, avail, outW, titleNeed, opts.maxNode);
   const need = sFit >= 0.8 * sPlain ? titleNeed : noNeed;
@@ -134,8 +143,7 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
   const rowPitch = Math.round(s + Math.max(8, 0.45 * s));
   const bodyHeight = rows * rowPitch;
 
-  // Titles: shrink the font a little when crowded, stagger when still colliding.
-  let titleFont = s >= 30 ? 11 : 10;
+  const titleFont = TITLE_FONT;
   const columns: ColumnLayout[] = [];
   cols.forEach((c, i) => {
     if (i > 0) x += gapBefore(cols, i, s, outW, need) * (1 + grow);
@@ -160,28 +168,13 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
       if (perPage < c.count) itemH = Math.min(itemH, Math.floor(bodyHeight / perPage) - 2);
     }
     const pages = Math.max(1, Math.ceil(c.count / perPage));
-    columns.push({ x, width: w, itemW, itemH, perPage, pages, titleRow: 0, titleWidth: 0 });
+    columns.push({ x, width: w, itemW, itemH, perPage, pages, titleRow: 0, titleWidth: tw[i], titleLeft: 0, titleBoxWidth: 0 });
     x += w;
   });
-  const collides = (font: number) =>
-    cols.some((c, i) => {
-      if (i === 0) return false;
-      const a = columns[i - 1];
-      const b = columns[i];
-      const wa = Math.max(...titleText(cols[i - 1]).map((t) => textWidth(t, font)));
-      const wb = Math.max(...titleText(c).map((t) => textWidth(t, font)));
-      const ca = a.x + a.width / 2;
-      const cb = b.x + b.width / 2;
-      return cb - ca < (wa + wb) / 2 + 4;
-    });
-  if (collides(titleFont)) titleFont = MIN_TITLE_FONT;
-  const stagger = collides(titleFont);
-  columns.forEach((cl, i) => {
-    cl.titleRow = stagger ? i % 2 : 0;
-    cl.titleWidth = Math.max(...titleText(cols[i]).map((t) => textWidth(t, titleFont)));
-  });
+  const titleRows = placeTitles(columns, W);
+  const stagger = titleRows > 1;
   const lineH = Math.round(titleFont * 1.3);
-  const titleHeight = (stagger ? 4 : 2) * lineH + 6;
+  const titleHeight = titleRows * 2 * lineH + 6;
   const titleTop = 4;
   const bodyTop = titleTop + titleHeight;
   const paged = columns.some((c) => c.pages > 1);
@@ -196,6 +189,7 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
     titleTop,
     titleHeight,
     titleFont,
+    titleRows,
     bodyTop,
     bodyHeight,
     pagerTop,
@@ -203,6 +197,46 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
     stagger,
     columns,
   };
+}
+
+/**
+ * Title boxes: centred on their columns (kept inside the cell), on the fewest staggered rows
+ * (1 … MAX_TITLE_ROWS) where no two boxes of a row overlap; if even that is too crowded, each
+ * box is cut to the room between its row neighbours. Returns the number of rows.
+ */
+function placeTitles(columns: ColumnLayout[], width: number): number {
+  const box = (cl: ColumnLayout, w: number): [number, number] => {
+    const left = clamp(cl.x + cl.width / 2 - w / 2, 0, Math.max(0, width - w));
+    return [left, w];
+  };
+  const natural = columns.map((cl) => Math.max(cl.width, cl.titleWidth + 8));
+  const fits = (rows: number) =>
+    columns.every((cl, i) => {
+      if (i < rows) return true;
+      const [la, wa] = box(columns[i - rows], natural[i - rows]);
+      const [lb] = box(cl, natural[i]);
+      return lb >= la + wa + TITLE_GAP;
+    });
+  let rows = 1;
+  while (rows < MAX_TITLE_ROWS && !fits(rows)) rows++;
+  const cut = !fits(rows);
+  columns.forEach((cl, i) => {
+    cl.titleRow = i % rows;
+    let w = natural[i];
+    if (cut) {
+      // the room between the centres of its row neighbours (or the cell's edges)
+      const c = cl.x + cl.width / 2;
+      const prev = columns[i - rows];
+      const next = columns[i + rows];
+      const lo = prev ? (prev.x + prev.width / 2 + c) / 2 : 0;
+      const hi = next ? (c + next.x + next.width / 2) / 2 : width;
+      w = Math.min(w, Math.max(cl.width, 2 * Math.min(c - lo, hi - c) - TITLE_GAP));
+    }
+    const [left, bw] = box(cl, w);
+    cl.titleLeft = left;
+    cl.titleBoxWidth = bw;
+  });
+  return rows;
 }
 
 /** Neuron indices on page `page` of a column. */

@@ -199,10 +199,8 @@ export class Overview {
     this.cols.forEach((_, c) => {
       const cl = L.columns[c];
       const t = this.titles[c];
-      const tw = Math.max(cl.width, Math.min(cl.titleWidth + 8, cl.width + 120));
-      const left = Math.max(0, Math.min(L.width - tw, cl.x + cl.width / 2 - tw / 2));
-      t.style.left = `${Math.round(left)}px`;
-      t.style.width = `${Math.round(tw)}px`;
+      t.style.left = `${Math.round(cl.titleLeft)}px`;
+      t.style.width = `${Math.floor(cl.titleBoxWidth)}px`;
       t.style.top = `${L.titleTop + cl.titleRow * 2 * lineH}px`;
       this.pages[c] = Math.min(this.pages[c], cl.pages - 1);
     });
