@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cnn_explainer_widget import DEFAULT_IMAGES, load_image  # noqa: E402
-from cnn_explainer_widget.model import tiny_vgg_network  # noqa: E402
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network  # noqa: E402
 
 from numpy_reference import network_forward  # noqa: E402
 

@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from cnn_explainer_widget.network import Layer, Network
+from cnn_explainer_widget.layers import Layer
+from cnn_explainer_widget.network import Network
 
 #: Version of the payload schema; js/src/payload.ts has the same number (a test checks).
 PROTOCOL_VERSION = 2

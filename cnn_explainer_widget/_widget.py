@@ -8,7 +8,6 @@ everything the front end sends back (selection, colour scale, uploads, image cho
 from __future__ import annotations
 
 import os
-import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import traitlets
 
 from cnn_explainer_widget import _export
 from cnn_explainer_widget._protocol import encode_activations, encode_network
+from cnn_explainer_widget._text import short
 from cnn_explainer_widget.explain import Neuron, explain_neuron
 from cnn_explainer_widget.images import (
     DEFAULT_IMAGES,
@@ -26,8 +26,9 @@ from cnn_explainer_widget.images import (
     default_image_path,
     load_image_with_info,
 )
-from cnn_explainer_widget.model import as_network, tiny_vgg_network
-from cnn_explainer_widget.network import Network
+from cnn_explainer_widget.model import as_network
+from cnn_explainer_widget.network import Network, SelectionError
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 _STATIC = Path(__file__).parent / "static"
 
@@ -40,8 +41,8 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 COLOR_SCALES = ("unit", "module", "global", "neuron")
 
 
-class InvalidSelection(traitlets.TraitError, ValueError):
-    """A ``selected`` value that does not name a neuron of the network."""
+class InvalidSelection(traitlets.TraitError, SelectionError):
+    """A ``selected`` value that does not name a neuron of the network (a `ValueError`)."""
 
 
 class CNNExplainer(anywidget.AnyWidget):
@@ -265,14 +266,14 @@ class CNNExplainer(anywidget.AnyWidget):
 
     @traitlets.validate("selected")
     def _validate_selected(self, proposal: dict[str, Any]) -> dict[str, Any] | None:
-        return normalise_selection(self._net, proposal["value"])
+        return _checked_selection(self._net, proposal["value"])
 
     @traitlets.validate("color_scale")
     def _validate_color_scale(self, proposal: dict[str, Any]) -> str:
         value = proposal["value"]
         if value not in COLOR_SCALES:
             raise traitlets.TraitError(
-                f"color_scale must be one of {COLOR_SCALES}, got {_short(value)}"
+                f"color_scale must be one of {COLOR_SCALES}, got {short(value)}"
             )
         return value
 
@@ -288,7 +289,7 @@ class CNNExplainer(anywidget.AnyWidget):
         for key, value in sync_data.items() if isinstance(sync_data, dict) else ():
             if key == "selected":
                 try:
-                    accepted[key] = normalise_selection(self._net, value)
+                    accepted[key] = _checked_selection(self._net, value)
                 except ValueError:
                     refused.append(key)
             elif key == "color_scale" and isinstance(value, str) and value in COLOR_SCALES:
@@ -327,7 +328,7 @@ class CNNExplainer(anywidget.AnyWidget):
 
     def _handle_upload(self, content: dict[str, Any], buffers: Any) -> None:
         name = content.get("name")
-        name = _short(name, 80) if isinstance(name, str) and name else "the uploaded file"
+        name = short(name, 80) if isinstance(name, str) and name else "the uploaded file"
         if not isinstance(buffers, list | tuple) or len(buffers) != 1:
             count = len(buffers) if isinstance(buffers, list | tuple) else 0
             self.error = f"Could not use {name}: expected one file, got {count}."
@@ -355,10 +356,12 @@ class CNNExplainer(anywidget.AnyWidget):
         self._show(pixels, info, name, "upload")
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    # reprlib bounds the work: a huge or deeply nested value is never fully repr()'d.
-    text = value if isinstance(value, str) else reprlib.repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _checked_selection(network: Network, value: Any) -> dict[str, Any] | None:
+    """`Network.normalise_selection`, raising `InvalidSelection` (a trait error) instead."""
+    try:
+        return network.normalise_selection(value)
+    except SelectionError as exc:
+        raise InvalidSelection(str(exc)) from None
 
 
 def _describe_source(source: Any) -> str:
@@ -369,59 +372,6 @@ def _describe_source(source: Any) -> str:
     if isinstance(source, bytes | bytearray | memoryview):
         return "image bytes"
     return type(source).__name__
-
-
-def selectable_layers(network: Network) -> dict[str, tuple[int, tuple[int, int] | None]]:
-    """Layer name → (neuron count, map size (H, W) or None) for every layer with neurons."""
-    h, w, c = network.input_shape
-    out: dict[str, tuple[int, tuple[int, int] | None]] = {"input": (c, (h, w))}
-    for layer in network.layers:
-        if layer.kind in ("flatten", "softmax"):
-            continue
-        shape = layer.output_shape
-        out[layer.name] = (shape[2], shape[:2]) if len(shape) == 3 else (shape[0], None)
-    return out
-
-
-def normalise_selection(network: Network, value: Any) -> dict[str, Any] | None:
-    """Check a selection against ``network``; return it cleaned, or raise `InvalidSelection`."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidSelection(
-            f"selected must be None or a dict like {{'layer': 'conv_1_1', 'index': 0}}, "
-            f"got {type(value).__name__}"
-        )
-    extra = set(value) - {"layer", "index", "y", "x"}
-    if extra:
-        raise InvalidSelection(
-            f"selected has unknown key(s) {sorted(map(_short, extra))[:5]}; "
-            "allowed: layer, index, y, x"
-        )
-    layers = selectable_layers(network)
-    layer, index = value.get("layer"), value.get("index")
-    if not isinstance(layer, str) or layer not in layers:
-        raise InvalidSelection(
-            f"selected['layer'] must be one of {list(layers)}, got {_short(layer)}"
-        )
-    count, size = layers[layer]
-    if type(index) is not int or not 0 <= index < count:
-        raise InvalidSelection(
-            f"selected['index'] must be an int in [0, {count - 1}] for {layer}, got {_short(index)}"
-        )
-    result: dict[str, Any] = {"layer": layer, "index": index}
-    if "y" in value or "x" in value:
-        y, x = value.get("y"), value.get("x")
-        if size is None:
-            raise InvalidSelection(f"{layer} neurons have no map: give no 'y'/'x'")
-        for axis, v, n in (("y", y, size[0]), ("x", x, size[1])):
-            if type(v) is not int or not 0 <= v < n:
-                raise InvalidSelection(
-                    f"selected[{axis!r}] must be an int in [0, {n - 1}] for {layer}, "
-                    f"got {_short(v)}"
-                )
-        result.update(y=y, x=x)
-    return result
 
 
 __all__ = ["COLOR_SCALES", "MAX_UPLOAD_BYTES", "CNNExplainer", "InvalidSelection"]

@@ -25,8 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_explainer_widget.model import _cached_network, tiny_vgg_network
-from cnn_explainer_widget.network import Layer, Network, apply_layer
+from cnn_explainer_widget.layers import Layer
+from cnn_explainer_widget.model import _cached_network
+from cnn_explainer_widget.network import Network, apply_layer
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 #: Compiled gradient functions per network, keyed by (what, layer positions).
 _compiled: weakref.WeakKeyDictionary[Network, dict[tuple[Any, ...], Any]] = (

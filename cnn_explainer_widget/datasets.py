@@ -2,7 +2,8 @@
 
 `make_shapes` draws it deterministically from a seed (no download, no files), in the array form
 `cnn_explainer_widget.train` takes; `write_image_folder` writes any such arrays as PNG files,
-one sub-folder per class, the folder form `train` also takes.
+one sub-folder per class, the folder form `train` also takes, and `read_image_folder` reads
+such a folder back.
 
 Each image holds one light, filled shape of random position, size, rotation and brightness on
 a dark background, plus pixel noise. A small CNN tells them apart well above chance after a few
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from cnn_explainer_widget.images import IMAGE_SUFFIXES, load_image
 
 #: Class names of `make_shapes`, in label order.
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle")
@@ -155,4 +158,42 @@ def write_image_folder(
     return root
 
 
-__all__ = ["SHAPE_CLASSES", "make_shapes", "write_image_folder"]
+def read_image_folder(
+    root: Path, classes: Sequence[str] | None, size: int, channels: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read a folder written like `write_image_folder`: ``root/<class>/<image file>``.
+
+    Returns the images ``(N, size, size, channels)`` loaded with `load_image`, their labels
+    ``(N,)`` and the class names (``classes``, or the sorted sub-folder names). Files whose
+    suffix is not in `IMAGE_SUFFIXES`, and hidden files, are skipped.
+    """
+    if not root.is_dir():
+        raise ValueError(f"{str(root)!r} is not a folder (expected one sub-folder per class)")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise ValueError(
+            f"{str(root)!r} has no class sub-folders; put each class's images in its own "
+            "sub-folder, e.g. cats/1.png, dogs/1.png"
+        )
+    names = list(found) if classes is None else [str(c) for c in classes]
+    missing = [c for c in names if c not in found]
+    if missing:
+        raise ValueError(f"no sub-folder for class(es) {missing} in {str(root)!r}")
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for k, name in enumerate(names):
+        files = sorted(
+            p for p in (root / name).iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        )  # fmt: skip
+        if not files:
+            raise ValueError(
+                f"class folder {str(root / name)!r} has no images ({', '.join(IMAGE_SUFFIXES)})"
+            )
+        for path in files:
+            images.append(load_image(path, size=size, channels=channels))
+            labels.append(k)
+    return np.stack(images), np.array(labels, np.int32), names
+
+
+__all__ = ["SHAPE_CLASSES", "make_shapes", "read_image_folder", "write_image_folder"]

@@ -13,7 +13,8 @@ from typing import Literal
 
 import numpy as np
 
-from cnn_explainer_widget.network import ACTIVATIONS, Layer, Network
+from cnn_explainer_widget.layers import ACTIVATIONS, Layer
+from cnn_explainer_widget.network import Network
 
 NeuronKind = Literal["input", "conv", "relu", "activation", "pool", "dense", "output"]
 

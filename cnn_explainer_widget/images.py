@@ -28,6 +28,11 @@ MAX_BYTES = 50 * 1024 * 1024
 #: run external programs (EPS calls Ghostscript) and rarely used decoders widen what a hostile
 #: upload can reach, so only common raster formats are tried.
 FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "PPM")
+#: File suffixes of those formats: the files `train` reads from a class folder.
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".webp", ".bmp", ".dib",
+    ".tif", ".tiff", ".ico", ".ppm", ".pgm", ".pbm", ".pnm",
+)  # fmt: skip
 
 #: The ten default images shipped in the package, in class order: (file name, class).
 DEFAULT_IMAGES: tuple[tuple[str, str], ...] = (

@@ -1,148 +1,139 @@
-"""Tiny VGG, the original CNN Explainer's network, as a Flax NNX module with its trained weights.
+"""A model ready to explain, whatever its source, and `as_network`, which makes it a `Network`.
 
-`load_tiny_vgg` builds the module straight from the shipped weights file (no random init), and
-`activations` runs one jit-compiled forward pass that returns every layer's output.
+Model sources: the shipped Tiny VGG (`cnn_explainer_widget.tiny_vgg`), a user's Flax module
+(`cnn_explainer_widget.flax_module`) and a saved file (`cnn_explainer_widget.model_file`).
+`as_network` picks the source for what it is given; `TrainedModel` is a Flax module with what
+the widget needs to explain it (classes, input shape, layer names), as `train` returns it and
+`load_model` reads it back. `activations` runs one forward pass of any of them.
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import os
 import weakref
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from cnn_explainer_widget._safetensors import WeightsFileError, load_file
-from cnn_explainer_widget.network import Flatten, Network, network_from_layers
-
-#: The ten output classes of the shipped Tiny VGG, in output order.
-CLASS_NAMES: tuple[str, ...] = (
-    "lifeboat",
-    "ladybug",
-    "pizza",
-    "bell pepper",
-    "school bus",
-    "koala",
-    "espresso",
-    "red panda",
-    "orange",
-    "sport car",
-)
-
-#: Input shape (H, W, C) of the shipped Tiny VGG.
-INPUT_SHAPE: tuple[int, int, int] = (64, 64, 3)
-
-#: Layer names of Tiny VGG in order, as in the original.
-LAYER_NAMES: tuple[str, ...] = (
-    "conv_1_1",
-    "relu_1_1",
-    "conv_1_2",
-    "relu_1_2",
-    "max_pool_1",
-    "conv_2_1",
-    "relu_2_1",
-    "conv_2_2",
-    "relu_2_2",
-    "max_pool_2",
-    "flatten",
-    "output",
-    "softmax",
-)
-
-_WEIGHTS_NAME = "tiny_vgg.safetensors"
+from cnn_explainer_widget._arrays import as_images
+from cnn_explainer_widget.flax_module import logits, network_from_layers, network_from_sequential
+from cnn_explainer_widget.model_file import read_model_file, write_model_file
+from cnn_explainer_widget.network import Network
+from cnn_explainer_widget.tiny_vgg import TinyVGG, network_from_tiny_vgg, tiny_vgg_network
 
 
-class TinyVGG(nnx.Module):
-    """The original's Tiny VGG: two blocks of (conv 3×3 → ReLU) ×2 → max pool 2×2, then dense.
+@dataclass(eq=False)
+class TrainedModel:
+    """A trained network with what the widget needs to explain it.
 
-    Convolutions use VALID padding, as in the original (``nnx.Conv`` defaults to SAME). The
-    flatten is Keras's (h, w, c) order, so the original's dense kernel applies unchanged.
-    Calling the module on a batch ``(N, 64, 64, 3)`` returns the logits ``(N, 10)``.
+    Pass it straight to ``CNNExplainer(model=...)``, `as_network` or `activations`.
+
+    Attributes
+    ----------
+    model:
+        The Flax NNX module (an ``nnx.Sequential`` or a `TinyVGG`) with its trained weights.
+    classes:
+        One name per output, in output order.
+    input_shape:
+        ``(H, W, C)`` of one input image.
+    history:
+        Per-epoch metrics: ``loss`` and ``accuracy`` on the training data, and ``val_loss`` and
+        ``val_accuracy`` on the validation data (empty lists without validation data).
+    best_epoch:
+        The epoch (counting from 1) whose weights the model holds: the one with the lowest
+        validation loss (training loss without validation data); None if not trained here.
+    layer_names:
+        Names for the model's layers in the widget (one per item of the ``Sequential``, softmax
+        included), or None for automatic names (``conv_1``, ``relu_1``, ...).
+    name:
+        A display name.
     """
 
-    def __init__(self, num_classes: int = 10, *, rngs: nnx.Rngs) -> None:
-        conv = functools.partial(nnx.Conv, kernel_size=(3, 3), padding="VALID", rngs=rngs)
-        self.conv_1_1 = conv(3, 10)
-        self.conv_1_2 = conv(10, 10)
-        self.conv_2_1 = conv(10, 10)
-        self.conv_2_2 = conv(10, 10)
-        self.flatten = Flatten()
-        self.output = nnx.Linear(13 * 13 * 10, num_classes, rngs=rngs)
+    model: nnx.Module
+    classes: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int | None = None
+    layer_names: tuple[str, ...] | None = None
+    name: str = "network"
 
-    def layers(self) -> list[Any]:
-        """The network as a flat list of modules and functions, in order."""
-        pool = functools.partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2))
-        return [
-            self.conv_1_1, nnx.relu, self.conv_1_2, nnx.relu, pool,
-            self.conv_2_1, nnx.relu, self.conv_2_2, nnx.relu, pool,
-            self.flatten, self.output, nnx.softmax,
-        ]  # fmt: skip
+    def __post_init__(self) -> None:
+        self.classes = tuple(str(c) for c in self.classes)
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        if self.layer_names is not None:
+            self.layer_names = tuple(self.layer_names)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Logits for a batch of images ``(N, 64, 64, 3)`` in [0, 1]."""
-        for layer in self.layers()[:-1]:
-            x = layer(x)
-        return x
+    def network(self) -> Network:
+        """The model as a `Network` (what the widget explains), with its weights copied now."""
+        return as_network(self)
+
+    def predict(self, images: Any, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` for images ``(N, H, W, C)`` (or one image).
+
+        Images are uint8, or floats in [0, 1], shaped like `input_shape` (a grayscale model
+        also takes ``(N, H, W)``).
+        """
+        x = as_images(images, self.input_shape)
+        single = x.ndim == 3
+        x = x[None] if single else x
+        graphdef, state = nnx.split(self.model)
+        size = max(1, min(batch_size, len(x)))
+        out = []
+        for start in range(0, len(x), size):
+            # Every batch padded to one shape: one compiled function, whatever N is.
+            chunk = x[start : start + size]
+            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *x.shape[1:]), x.dtype)])
+            out.append(np.asarray(_probabilities(graphdef, state, padded))[: len(chunk)])
+        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        return probs[0] if single else probs
+
+    def accuracy(self, images: Any, labels: Any) -> float:
+        """Fraction of ``images`` whose most probable class is ``labels`` (integer indices)."""
+        labels = np.asarray(labels)
+        probs = self.predict(images)
+        if probs.ndim == 1:
+            probs = probs[None]
+        if labels.shape != probs.shape[:1]:
+            raise ValueError(f"{len(labels)} labels given for {len(probs)} images")
+        return float((probs.argmax(axis=-1) == labels).mean())
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save weights, architecture and class names to one ``.safetensors`` file.
+
+        `cnn_explainer_widget.load_model` rebuilds the model from the file alone.
+        """
+        return write_model_file(self.network(), self.history, self.best_epoch, path)
 
 
-def weights_path() -> Path:
-    """Path of the shipped Tiny VGG weights file."""
-    packaged = resources.files("cnn_explainer_widget") / "weights" / _WEIGHTS_NAME
-    if packaged.is_file():
-        return Path(str(packaged))
-    # An editable install (or a plain checkout) keeps the file in the top-level weights/ folder.
-    return Path(__file__).resolve().parents[1] / "weights" / _WEIGHTS_NAME
-
-
-def _expected_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
-    state = nnx.state(model, nnx.Param)
-    return {".".join(str(k) for k in path): tuple(v.shape) for path, v in nnx.to_flat_state(state)}
-
-
-def load_tiny_vgg(path: str | Path | None = None) -> TinyVGG:
-    """Build `TinyVGG` from a weights file (default: the shipped, trained one).
-
-    The module's structure comes from `nnx.eval_shape`, so no random initialisation runs; every
-    parameter is then taken from the file after checking its name and shape.
+def load_model(path: str | os.PathLike[str]) -> TrainedModel:
+    """Load a model saved with `TrainedModel.save`, ready for ``CNNExplainer(model=...)``.
 
     Raises
     ------
     WeightsFileError
-        If the file is missing, truncated, lacks a tensor, has an extra one, or a tensor's shape
-        is wrong; the message names the tensor.
+        If the file is missing or corrupt, is not a model file, or a metadata field or tensor
+        is missing or malformed; the message names the field or tensor.
     """
-    tensors, _ = load_file(path if path is not None else weights_path())
-    abstract = nnx.eval_shape(lambda: TinyVGG(rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    expected = _expected_shapes(abstract)
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise WeightsFileError(f"weights file lacks tensor(s) {missing}")
-    extra = sorted(set(tensors) - set(expected))
-    if extra:
-        raise WeightsFileError(f"weights file has unexpected tensor(s) {extra}")
-    for name, shape in expected.items():
-        if tensors[name].shape != shape:
-            raise WeightsFileError(
-                f"tensor {name!r} has shape {tensors[name].shape}, expected {shape}"
-            )
-    flat = nnx.to_flat_state(state)
-    values = {".".join(str(k) for k in p): v for p, v in flat}
-    for name, variable in values.items():
-        variable.set_value(jnp.asarray(tensors[name]))
-    return nnx.merge(graphdef, state)
+    saved = read_model_file(path)
+    return TrainedModel(
+        model=saved.model,
+        classes=saved.classes,
+        input_shape=saved.input_shape,
+        history=saved.history,
+        best_epoch=saved.best_epoch,
+        layer_names=saved.layer_names,
+        name=saved.name,
+    )
 
 
-@functools.cache
-def tiny_vgg_network() -> Network:
-    """The shipped Tiny VGG as a `Network` (built once per process)."""
-    return as_network(load_tiny_vgg(), classes=CLASS_NAMES)
+@functools.partial(jax.jit, static_argnums=0)
+def _probabilities(graphdef: nnx.GraphDef[Any], state: Any, x: jax.Array) -> jax.Array:
+    return jax.nn.softmax(logits(nnx.merge(graphdef, state), x), axis=-1)
 
 
 def as_network(
@@ -154,8 +145,6 @@ def as_network(
 
     ``classes`` and ``input_shape`` override a `TrainedModel`'s own.
     """
-    from cnn_explainer_widget.training import TrainedModel  # training.py imports this module
-
     if isinstance(model, Network):
         return model
     if isinstance(model, TrainedModel):
@@ -171,45 +160,13 @@ def as_network(
             )
         return as_network(model.model, classes, input_shape)
     if isinstance(model, TinyVGG):
-        n = model.output.kernel.shape[1]
-        if classes is None and n == len(CLASS_NAMES):
-            classes = CLASS_NAMES
-        return network_from_layers(
-            model.layers(), INPUT_SHAPE, classes, names=LAYER_NAMES, name="Tiny VGG"
-        )
+        return network_from_tiny_vgg(model, classes)
     if isinstance(model, nnx.Sequential):
-        if input_shape is None:
-            input_shape = _infer_input_shape(model)
-        return network_from_layers(list(model.layers), input_shape, classes, name="network")
+        return network_from_sequential(model, classes, input_shape)
     raise TypeError(
         f"expected a TinyVGG, an nnx.Sequential, a TrainedModel or a Network, got "
         f"{type(model).__name__}"
     )
-
-
-def _infer_input_shape(model: nnx.Sequential) -> tuple[int, int, int]:
-    """Guess (H, W, C) from the first Conv and the first Linear's input size.
-
-    Strides and pooling make several sizes fit (e.g. 29 to 32 for two stride-2 layers); of
-    those the one with the most factors of two wins (32), then the smallest (Tiny VGG: 64).
-    """
-    convs = [m for m in model.layers if isinstance(m, nnx.Conv)]
-    if not convs:
-        raise ValueError("cannot infer the input shape: give input_shape=(H, W, C)")
-    channels = int(convs[0].kernel.shape[2])
-    fits: list[int] = []
-    for size in range(1, 513):
-        try:
-            network_from_layers(list(model.layers), (size, size, channels))
-        except ValueError:
-            if fits:  # the sizes that fit are consecutive
-                break
-            continue
-        fits.append(size)
-    if not fits:
-        raise ValueError("cannot infer a square input shape: give input_shape=(H, W, C)")
-    size = max(fits, key=lambda n: ((n & -n), -n))
-    return (size, size, channels)
 
 
 def activations(x: np.ndarray, model: Any = None, ablate: Any = None) -> dict[str, np.ndarray]:
@@ -261,6 +218,4 @@ def _cached_network(model: Any) -> Network:
     return fresh
 
 
-def class_names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...]:
-    """Class names stored in a weights file's metadata."""
-    return tuple(json.loads(metadata["classes"]))
+__all__ = ["TrainedModel", "activations", "as_network", "load_model"]

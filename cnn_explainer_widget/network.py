@@ -1,107 +1,33 @@
-"""A network as a list of plain layer descriptions, and one jitted forward pass over it.
+"""A network: `Layer` records with their weights, and one jitted forward pass over them.
 
-Every view of the widget explains a network the same way, whatever Flax module it came from:
-as a sequence of `Layer` records (convolution, elementwise activation, pooling, flatten, dense,
-softmax) with their real hyperparameters and weights. `Network` holds that sequence and runs a
-single `jax.jit`-compiled forward pass that returns every intermediate activation.
+`Network` holds the sequence of layer descriptions (`cnn_explainer_widget.layers`) and the
+parameters of its conv and dense layers, and runs a single `jax.jit`-compiled forward pass that
+returns every intermediate activation. It also says which neurons exist, so a selection sent
+by the front end is checked here (`Network.normalise_selection`).
 
-`network_from_model` builds a `Network` from the shipped `TinyVGG` or from a user's
-``nnx.Sequential`` of supported layers (see the README's "Your own network" section).
+Networks come from model sources: the shipped Tiny VGG (`cnn_explainer_widget.tiny_vgg`), a
+user's Flax module (`cnn_explainer_widget.flax_module`) or a saved file
+(`cnn_explainer_widget.model_file`); `cnn_explainer_widget.model.as_network` picks the source.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-LayerKind = Literal["conv", "activation", "pool", "flatten", "dense", "softmax"]
-Padding = tuple[tuple[int, int], tuple[int, int]]
-
-#: Elementwise activation functions the explainer understands, by name.
-ACTIVATIONS: dict[str, Callable[..., jax.Array]] = {
-    "relu": jax.nn.relu,
-    "gelu": jax.nn.gelu,
-    "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
-    "leaky_relu": jax.nn.leaky_relu,
-    "elu": jax.nn.elu,
-    "silu": jax.nn.silu,
-}
+from cnn_explainer_widget._convolution import conv
+from cnn_explainer_widget._text import short
+from cnn_explainer_widget.layers import ACTIVATIONS, Layer
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One layer of a network, described by what it computes.
-
-    Attributes
-    ----------
-    name:
-        Unique layer name, e.g. ``"conv_1_1"``. Keys of `Network.activations` and of the widget's
-        selection use it.
-    kind:
-        ``"conv"``, ``"activation"``, ``"pool"``, ``"flatten"``, ``"dense"`` or ``"softmax"``.
-    output_shape:
-        Shape of one example's output: ``(H, W, C)`` for spatial layers, ``(N,)`` otherwise.
-    input_shape:
-        Shape of one example's input to this layer.
-    kernel_size, stride, padding:
-        For ``conv`` and ``pool``: window size ``(kh, kw)``, stride ``(sh, sw)`` and explicit
-        padding ``((top, bottom), (left, right))`` (SAME is resolved to numbers).
-    function:
-        For ``activation``: the function's name (a key of `ACTIVATIONS`); for ``pool``: ``"max"``
-        or ``"avg"``.
-    options:
-        Extra keyword arguments of the function (``negative_slope`` of a leaky ReLU,
-        ``count_include_pad`` of an average pool).
-    """
-
-    name: str
-    kind: LayerKind
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    kernel_size: tuple[int, int] | None = None
-    stride: tuple[int, int] | None = None
-    padding: Padding | None = None
-    function: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
-    """Output length of a convolution or pooling along one axis: ⌊(n + p − k) / s⌋ + 1."""
-    return (size + pad_before + pad_after - kernel) // stride + 1
-
-
-def resolve_padding(
-    padding: Any, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]
-) -> Padding:
-    """Turn a Flax/lax padding spec ('SAME', 'VALID', int, or pairs) into explicit numbers."""
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode == "VALID":
-            return ((0, 0), (0, 0))
-        if mode == "SAME":
-            pads = []
-            for n, k, s in zip(in_hw, kernel, stride, strict=True):
-                out = -(-n // s)
-                total = max((out - 1) * s + k - n, 0)
-                pads.append((total // 2, total - total // 2))
-            return (pads[0], pads[1])
-        raise ValueError(f"padding {padding!r} is not supported; use 'SAME', 'VALID' or numbers")
-    if isinstance(padding, int):
-        return ((padding, padding), (padding, padding))
-    pairs = [tuple(p) if isinstance(p, Sequence) else (int(p), int(p)) for p in padding]
-    if len(pairs) != 2 or any(len(p) != 2 for p in pairs):
-        raise ValueError(f"padding {padding!r} must give two (before, after) pairs")
-    (t, b), (left, r) = pairs
-    return ((int(t), int(b)), (int(left), int(r)))
+class SelectionError(ValueError):
+    """A selection that names no neuron of the network (see `Network.normalise_selection`)."""
 
 
 class Network:
@@ -207,6 +133,66 @@ class Network:
             if layer.name == name:
                 return layer
         raise KeyError(f"no layer {name!r}; layers are {[la.name for la in self.layers]}")
+
+    def selectable_layers(self) -> dict[str, tuple[int, tuple[int, int] | None]]:
+        """Layer name → (neuron count, map size (H, W) or None) for every layer with neurons."""
+        h, w, c = self.input_shape
+        out: dict[str, tuple[int, tuple[int, int] | None]] = {"input": (c, (h, w))}
+        for layer in self.layers:
+            if layer.kind in ("flatten", "softmax"):
+                continue
+            shape = layer.output_shape
+            out[layer.name] = (
+                (shape[2], (shape[0], shape[1])) if len(shape) == 3 else (shape[0], None)
+            )
+        return out
+
+    def normalise_selection(self, value: Any) -> dict[str, Any] | None:
+        """Check a selection ``{'layer', 'index'[, 'y', 'x']}``; return it cleaned.
+
+        Raises
+        ------
+        SelectionError
+            Saying which key is wrong and what is accepted.
+        """
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise SelectionError(
+                f"selected must be None or a dict like {{'layer': 'conv_1_1', 'index': 0}}, "
+                f"got {type(value).__name__}"
+            )
+        extra = set(value) - {"layer", "index", "y", "x"}
+        if extra:
+            raise SelectionError(
+                f"selected has unknown key(s) {sorted(map(short, extra))[:5]}; "
+                "allowed: layer, index, y, x"
+            )
+        layers = self.selectable_layers()
+        layer, index = value.get("layer"), value.get("index")
+        if not isinstance(layer, str) or layer not in layers:
+            raise SelectionError(
+                f"selected['layer'] must be one of {list(layers)}, got {short(layer)}"
+            )
+        count, size = layers[layer]
+        if type(index) is not int or not 0 <= index < count:
+            raise SelectionError(
+                f"selected['index'] must be an int in [0, {count - 1}] for {layer}, "
+                f"got {short(index)}"
+            )
+        result: dict[str, Any] = {"layer": layer, "index": index}
+        if "y" in value or "x" in value:
+            y, x = value.get("y"), value.get("x")
+            if size is None:
+                raise SelectionError(f"{layer} neurons have no map: give no 'y'/'x'")
+            for axis, v, n in (("y", y, size[0]), ("x", x, size[1])):
+                if type(v) is not int or not 0 <= v < n:
+                    raise SelectionError(
+                        f"selected[{axis!r}] must be an int in [0, {n - 1}] for {layer}, "
+                        f"got {short(v)}"
+                    )
+            result.update(y=y, x=x)
+        return result
 
     def normalise_ablation(self, ablate: Any) -> dict[str, tuple[int, ...]]:
         """Check ``{layer: [index, ...]}`` naming neurons to switch off; return it sorted.
@@ -330,15 +316,6 @@ def _activation_key(layers: Sequence[Layer], i: int) -> str:
     return layer.name
 
 
-def _forward(layers: tuple[Layer, ...], params: dict, x: jax.Array) -> dict[str, jax.Array]:
-    """Pure forward pass over ``layers``, returning every layer's output (batch first)."""
-    outputs: dict[str, jax.Array] = {}
-    for i, layer in enumerate(layers):
-        x = apply_layer(layer, params.get(layer.name, {}), x)
-        outputs[_activation_key(layers, i)] = x
-    return outputs
-
-
 def _forward_flat(
     layers: tuple[Layer, ...],
     treedef: Any,
@@ -346,7 +323,7 @@ def _forward_flat(
     x: jax.Array,
     keep: dict[str, jax.Array] | None = None,
 ) -> tuple[jax.Array, ...]:
-    """`_forward` on flattened parameters, returning the outputs as a tuple in layer order.
+    """The forward pass on flattened parameters: every layer's output (batch first), in order.
 
     ``keep`` maps a layer name to a boolean mask over its channels: the others are set to 0.
     """
@@ -364,7 +341,7 @@ def apply_layer(layer: Layer, p: dict, x: jax.Array) -> jax.Array:
     """Apply one layer to a batch ``x`` (NHWC for spatial layers, (N, F) otherwise)."""
     if layer.kind == "conv":
         assert layer.stride and layer.padding
-        y = _conv(x, p["kernel"], layer.stride, layer.padding)
+        y = conv(x, p["kernel"], layer.stride, layer.padding)
         return y if p.get("bias") is None else y + p["bias"]
     if layer.kind == "activation":
         return ACTIVATIONS[layer.function](x, **layer.options)
@@ -391,267 +368,4 @@ def apply_layer(layer: Layer, p: dict, x: jax.Array) -> jax.Array:
     raise ValueError(f"unknown layer kind {layer.kind!r}")
 
 
-#: Force one convolution formulation ("lax", "broadcast" or "shift"); None picks by shape.
-_CONV_IMPL: str | None = None
-#: Largest intermediate (bytes) of the "shift" formulation; above it, lax.conv is faster.
-_SHIFT_MAX_BYTES = 2 * 1024 * 1024
-
-
-def _conv(x: jax.Array, kernel: jax.Array, stride: tuple[int, int], padding: Padding) -> jax.Array:
-    """An NHWC × HWIO convolution without bias, in the formulation fastest on CPU for its shape.
-
-    All three compute the same sum (only float rounding differs). XLA:CPU's convolution is slow
-    for Tiny VGG's few channels, so:
-
-    - ``broadcast`` (few input channels, e.g. an RGB first layer): the kh·kw·C_in shifted input
-      slices times kernel rows, summed in one fused elementwise loop;
-    - ``shift`` (small maps): one matmul of every input pixel with every kernel tap,
-      ``(N·H·W, C_in) @ (C_in, kh·kw·C_out)``, then the kh·kw shifted slices of that summed
-      in one fused loop; a batch goes through in chunks whose tap products stay in cache
-      (`_SHIFT_MAX_BYTES`), and only maps small enough for chunks of ≥ 4 images use it;
-    - ``lax``: ``lax.conv_general_dilated`` otherwise.
-    """
-    kh, kw, cin, cout = kernel.shape
-    impl = _CONV_IMPL
-    n, h, w, _ = x.shape
-    (top, bottom), (left, right) = padding
-    hp, wp = h + top + bottom, w + left + right
-    per_image = hp * wp * kh * kw * cout * 4  # bytes of one image's tap products ("shift")
-    if impl is None:
-        if cin <= 4:
-            impl = "broadcast"
-        elif n * per_image <= _SHIFT_MAX_BYTES or 4 * per_image <= _SHIFT_MAX_BYTES:
-            impl = "shift"
-        else:
-            impl = "lax"
-    if impl == "lax":
-        return jax.lax.conv_general_dilated(
-            x, kernel, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
-    if top or bottom or left or right:
-        x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    sh, sw = stride
-    oh = (hp - kh) // sh + 1
-    ow = (wp - kw) // sw + 1
-
-    def window(a: jax.Array, i: int, j: int) -> jax.Array:
-        # Rows i, i + sh, ... and columns j, j + sw, ... of the (padded) map: oh × ow of them.
-        return jax.lax.slice(
-            a,
-            (0, i, j, *([0] * (a.ndim - 3))),
-            (n, i + sh * (oh - 1) + 1, j + sw * (ow - 1) + 1, *a.shape[3:]),
-            (1, sh, sw, *([1] * (a.ndim - 3))),
-        )
-
-    terms: list[jax.Array] = []
-    if impl == "broadcast":
-        for i in range(kh):
-            for j in range(kw):
-                tap = window(x, i, j)
-                terms.extend(tap[..., c : c + 1] * kernel[i, j, c] for c in range(cin))
-    elif impl == "shift":
-        chunk = max(1, min(n, _SHIFT_MAX_BYTES // per_image))
-        while n % chunk:
-            chunk -= 1
-        if chunk < n:
-            # Keep the tap products in cache: convolve `chunk` images at a time in a loop.
-            parts = x.reshape(n // chunk, chunk, hp, wp, cin)
-            y = jax.lax.map(lambda part: _conv(part, kernel, stride, ((0, 0), (0, 0))), parts)
-            return y.reshape(n, *y.shape[2:])
-        taps = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(cin, kh * kw * cout)
-        z = (x.reshape(-1, cin) @ taps).reshape(n, hp, wp, kh * kw, cout)
-        for i in range(kh):
-            for j in range(kw):
-                terms.append(window(z[:, :, :, i * kw + j, :], i, j))
-    else:
-        raise ValueError(f"unknown convolution formulation {impl!r}")
-    y = terms[0]
-    for t in terms[1:]:
-        y = y + t
-    return y
-
-
-class Flatten(nnx.Module):
-    """Flatten each example to a vector in (h, w, c) order, channels fastest, as Keras does."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Flatten all but the batch axis."""
-        return x.reshape(x.shape[0], -1)
-
-
-def _function_name(fn: Any) -> tuple[str, dict[str, Any]] | None:
-    """Name and options of a supported elementwise activation, or None."""
-    options: dict[str, Any] = {}
-    if isinstance(fn, functools.partial):
-        options = dict(fn.keywords)
-        if fn.args:
-            return None
-        fn = fn.func
-    for name, known in ACTIVATIONS.items():
-        if fn is known or getattr(nnx, name, None) is fn:
-            return name, options
-    return None
-
-
-def _pool_op(fn: Any) -> str | None:
-    from flax import linen
-
-    base = fn.func if isinstance(fn, functools.partial) else fn
-    if base in (nnx.max_pool, linen.max_pool):
-        return "max"
-    if base in (nnx.avg_pool, linen.avg_pool):
-        return "avg"
-    return None
-
-
-def _describe_item(item: Any) -> str:
-    if isinstance(item, functools.partial):
-        return f"functools.partial({getattr(item.func, '__name__', item.func)!r}, ...)"
-    return getattr(item, "__name__", None) or type(item).__name__
-
-
-def network_from_layers(
-    items: Sequence[Any],
-    input_shape: Sequence[int],
-    classes: Sequence[str] | None = None,
-    names: Sequence[str] | None = None,
-    name: str = "network",
-) -> Network:
-    """Describe a sequence of Flax NNX layers and functions as a `Network`.
-
-    Supported items, in any sensible order: ``nnx.Conv`` (any kernel size, stride and padding,
-    with or without bias; no dilation or groups), elementwise activations (``nnx.relu``,
-    ``nnx.gelu``, ``nnx.tanh``, ``nnx.sigmoid``, ``nnx.leaky_relu``, ``nnx.elu``, ``nnx.silu``,
-    also wrapped in ``functools.partial``), ``functools.partial(nnx.max_pool | nnx.avg_pool,
-    window_shape=..., strides=..., padding=...)``, `Flatten`, ``nnx.Linear`` and a final
-    ``nnx.softmax``. A softmax is appended when the last item is a ``Linear``.
-
-    Raises
-    ------
-    ValueError
-        Naming the first unsupported item, or a shape that does not fit.
-    """
-    h, w, c = (int(v) for v in input_shape)
-    shape: tuple[int, ...] = (h, w, c)
-    layers: list[Layer] = []
-    params: dict[str, dict[str, np.ndarray | None]] = {}
-    counters: dict[str, int] = {}
-
-    def auto_name(base: str) -> str:
-        counters[base] = counters.get(base, 0) + 1
-        return f"{base}_{counters[base]}"
-
-    items = list(items)
-    if not items:
-        raise ValueError("the network has no layers")
-    for i, item in enumerate(items):
-        given = names[i] if names is not None else None
-        where = f"layer {i} ({_describe_item(item)})"
-        if isinstance(item, nnx.Conv):
-            if len(shape) != 3:
-                raise ValueError(f"{where}: a Conv needs an (H, W, C) input, got shape {shape}")
-            if any(d != 1 for d in np.atleast_1d(item.kernel_dilation or 1)) or any(
-                d != 1 for d in np.atleast_1d(item.input_dilation or 1)
-            ):
-                raise ValueError(f"{where}: dilated convolutions are not supported")
-            if item.feature_group_count != 1:
-                raise ValueError(f"{where}: grouped convolutions are not supported")
-            kernel = np.asarray(item.kernel[...], np.float32)
-            kh, kw, cin, cout = kernel.shape
-            if cin != shape[2]:
-                raise ValueError(f"{where}: expects {cin} input channels, gets {shape[2]}")
-            strides = item.strides if item.strides is not None else 1
-            stride = (strides, strides) if isinstance(strides, int) else tuple(strides)
-            if isinstance(item.padding, str) and item.padding.upper() not in ("SAME", "VALID"):
-                raise ValueError(f"{where}: padding {item.padding!r} is not supported")
-            padding = resolve_padding(item.padding, shape[:2], (kh, kw), stride)
-            oh = conv_output_size(shape[0], kh, stride[0], *padding[0])
-            ow = conv_output_size(shape[1], kw, stride[1], *padding[1])
-            if oh < 1 or ow < 1:
-                raise ValueError(f"{where}: kernel {kh}×{kw} does not fit its {shape} input")
-            layer_name = given or auto_name("conv")
-            bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
-            params[layer_name] = {"kernel": kernel, "bias": bias}
-            new_shape: tuple[int, ...] = (oh, ow, cout)
-            layers.append(
-                Layer(layer_name, "conv", shape, new_shape, (kh, kw), stride, padding)  # type: ignore[arg-type]
-            )
-        elif isinstance(item, nnx.Linear):
-            kernel = np.asarray(item.kernel[...], np.float32)
-            if len(shape) != 1 or kernel.shape[0] != shape[0]:
-                raise ValueError(
-                    f"{where}: expects {kernel.shape[0]} inputs, gets shape {shape} "
-                    "(add Flatten() before the first Linear)"
-                )
-            layer_name = given or auto_name("dense")
-            bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
-            params[layer_name] = {"kernel": kernel, "bias": bias}
-            new_shape = (kernel.shape[1],)
-            layers.append(Layer(layer_name, "dense", shape, new_shape))
-        elif isinstance(item, Flatten):
-            new_shape = (math.prod(shape),)
-            layers.append(Layer(given or "flatten", "flatten", shape, new_shape))
-        elif _pool_op(item) is not None:
-            op = _pool_op(item)
-            if not isinstance(item, functools.partial) or "window_shape" not in item.keywords:
-                raise ValueError(
-                    f"{where}: give pooling as functools.partial(nnx.{op}_pool, "
-                    "window_shape=(2, 2), strides=(2, 2))"
-                )
-            if len(shape) != 3:
-                raise ValueError(f"{where}: pooling needs an (H, W, C) input, got shape {shape}")
-            kw_ = item.keywords
-            window = tuple(int(v) for v in kw_["window_shape"])
-            stride = tuple(int(v) for v in (kw_.get("strides") or window))
-            padding = resolve_padding(kw_.get("padding", "VALID"), shape[:2], window, stride)
-            oh = conv_output_size(shape[0], window[0], stride[0], *padding[0])
-            ow = conv_output_size(shape[1], window[1], stride[1], *padding[1])
-            if oh < 1 or ow < 1:
-                raise ValueError(f"{where}: window {window} does not fit its {shape} input")
-            options = {}
-            if op == "avg":
-                options["count_include_pad"] = bool(kw_.get("count_include_pad", True))
-            layer_name = given or auto_name(f"{op}_pool")
-            layers.append(
-                Layer(
-                    layer_name,
-                    "pool",
-                    shape,
-                    (oh, ow, shape[2]),
-                    window,
-                    stride,
-                    padding,  # type: ignore[arg-type]
-                    function=op,
-                    options=options,
-                )
-            )
-        elif item is nnx.softmax or item is jax.nn.softmax:
-            if i != len(items) - 1:
-                raise ValueError(f"{where}: softmax is only supported as the last layer")
-            layers.append(Layer(given or "softmax", "softmax", shape, shape))
-        elif (fn := _function_name(item)) is not None:
-            fn_name, options = fn
-            layer_name = given or auto_name(fn_name)
-            layers.append(
-                Layer(layer_name, "activation", shape, shape, function=fn_name, options=options)
-            )
-        else:
-            raise ValueError(
-                f"unsupported {where}: supported are nnx.Conv, nnx.Linear, Flatten, "
-                "activation functions (relu, gelu, tanh, sigmoid, leaky_relu, elu, silu), "
-                "functools.partial(nnx.max_pool | nnx.avg_pool, ...) and a final nnx.softmax"
-            )
-        shape = layers[-1].output_shape
-    if layers[-1].kind == "dense":
-        layers.append(Layer("softmax", "softmax", shape, shape))
-    if layers[-1].kind != "softmax" or len(layers) < 2 or layers[-2].kind != "dense":
-        raise ValueError("the network must end with an nnx.Linear (optionally then nnx.softmax)")
-    # The final dense layer is the output layer, named as in the original.
-    last = layers[-2]
-    if names is None and last.name.startswith("dense_"):
-        layers[-2] = Layer("output", "dense", last.input_shape, last.output_shape)
-        params["output"] = params.pop(last.name)
-    n_out = layers[-1].output_shape[0]
-    if classes is None:
-        classes = [f"class {k}" for k in range(n_out)]
-    return Network(layers, params, (h, w, c), classes, name=name)
+__all__ = ["Network", "SelectionError", "apply_layer"]

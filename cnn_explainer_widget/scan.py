@@ -33,11 +33,9 @@ from cnn_explainer_widget.attribution import (
     layer_with_neurons,
     resolve_network,
 )
-from cnn_explainer_widget.images import load_image
-from cnn_explainer_widget.network import Layer, Network, _compiler_options, apply_layer
-
-#: File suffixes read as images from a folder.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+from cnn_explainer_widget.images import IMAGE_SUFFIXES, load_image
+from cnn_explainer_widget.layers import Layer
+from cnn_explainer_widget.network import Network, _compiler_options, apply_layer
 
 _scanners: weakref.WeakKeyDictionary[Network, dict[tuple[Any, ...], _Scanner]] = (
     weakref.WeakKeyDictionary()
@@ -362,4 +360,4 @@ def receptive_field(
     return (max(y0, 0), min(y1, h)), (max(x0, 0), min(x1, w))
 
 
-__all__ = ["IMAGE_SUFFIXES", "image_files", "receptive_field", "top_activations"]
+__all__ = ["image_files", "receptive_field", "top_activations"]

@@ -1,4 +1,4 @@
-"""Train a small CNN in the notebook, then explain it: `train` and its result, `TrainedModel`.
+"""Train a small CNN in the notebook, then explain it: `train`.
 
 `train` fits a Tiny VGG (or a model you give: an ``nnx.Sequential`` of supported layers, or a
 `TinyVGG`) with optax's Adam and cross-entropy on a folder of images (one sub-folder per class)
@@ -8,142 +8,26 @@ early when the validation loss stops improving and keeps the best weights. The r
 straight into ``CNNExplainer(model=result)`` and saves to one file (`TrainedModel.save`,
 `cnn_explainer_widget.load_model`).
 
-The whole training step (forward, gradients, Adam update) is one ``jax.jit``-compiled function
-of plain arrays: the module is split once with ``nnx.split`` and merged back inside the step.
+This module checks what `train` is given and prepares the data; the loop itself is in
+`cnn_explainer_widget._training_loop`.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
-from cnn_explainer_widget.images import load_image
-from cnn_explainer_widget.model import LAYER_NAMES, TinyVGG, as_network
-from cnn_explainer_widget.network import Flatten, Network, conv_output_size
-
-#: File suffixes read as images from a class folder.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-@dataclass(eq=False)
-class TrainedModel:
-    """A trained network with what the widget needs to explain it.
-
-    Pass it straight to ``CNNExplainer(model=...)``, `as_network` or `activations`.
-
-    Attributes
-    ----------
-    model:
-        The Flax NNX module (an ``nnx.Sequential`` or a `TinyVGG`) with its trained weights.
-    classes:
-        One name per output, in output order.
-    input_shape:
-        ``(H, W, C)`` of one input image.
-    history:
-        Per-epoch metrics: ``loss`` and ``accuracy`` on the training data, and ``val_loss`` and
-        ``val_accuracy`` on the validation data (empty lists without validation data).
-    best_epoch:
-        The epoch (counting from 1) whose weights the model holds: the one with the lowest
-        validation loss (training loss without validation data); None if not trained here.
-    layer_names:
-        Names for the model's layers in the widget (one per item of the ``Sequential``, softmax
-        included), or None for automatic names (``conv_1``, ``relu_1``, ...).
-    name:
-        A display name.
-    """
-
-    model: nnx.Module
-    classes: tuple[str, ...]
-    input_shape: tuple[int, int, int]
-    history: dict[str, list[float]] = field(default_factory=dict)
-    best_epoch: int | None = None
-    layer_names: tuple[str, ...] | None = None
-    name: str = "network"
-
-    def __post_init__(self) -> None:
-        self.classes = tuple(str(c) for c in self.classes)
-        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
-        if self.layer_names is not None:
-            self.layer_names = tuple(self.layer_names)
-
-    def network(self) -> Network:
-        """The model as a `Network` (what the widget explains), with its weights copied now."""
-        return as_network(self)
-
-    def predict(self, images: Any, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` for images ``(N, H, W, C)`` (or one image).
-
-        Images are uint8, or floats in [0, 1], shaped like `input_shape` (a grayscale model
-        also takes ``(N, H, W)``).
-        """
-        x = _as_images(images, self.input_shape)
-        single = x.ndim == 3
-        x = x[None] if single else x
-        graphdef, state = nnx.split(self.model)
-        size = max(1, min(batch_size, len(x)))
-        out = []
-        for start in range(0, len(x), size):
-            # Every batch padded to one shape: one compiled function, whatever N is.
-            chunk = x[start : start + size]
-            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *x.shape[1:]), x.dtype)])
-            out.append(np.asarray(_probabilities(graphdef, state, padded))[: len(chunk)])
-        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
-        return probs[0] if single else probs
-
-    def accuracy(self, images: Any, labels: Any) -> float:
-        """Fraction of ``images`` whose most probable class is ``labels`` (integer indices)."""
-        labels = np.asarray(labels)
-        probs = self.predict(images)
-        if probs.ndim == 1:
-            probs = probs[None]
-        if labels.shape != probs.shape[:1]:
-            raise ValueError(f"{len(labels)} labels given for {len(probs)} images")
-        return float((probs.argmax(axis=-1) == labels).mean())
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save weights, architecture and class names to one ``.safetensors`` file.
-
-        `cnn_explainer_widget.load_model` rebuilds the model from the file alone.
-        """
-        from cnn_explainer_widget.saving import save_model
-
-        return save_model(self, path)
-
-
-def make_tiny_vgg(
-    input_shape: Sequence[int] = (64, 64, 3), num_classes: int = 10, *, rngs: nnx.Rngs
-) -> nnx.Sequential:
-    """Tiny VGG's architecture for any input size, as an ``nnx.Sequential``.
-
-    Two blocks of (conv 3×3 VALID → ReLU) ×2 → max pool 2×2, 10 channels each, then flatten,
-    a dense layer with ``num_classes`` outputs and softmax: the layers of `TinyVGG` (whose
-    names `train` gives them in the widget), sized for ``input_shape``.
-    """
-    h, w, c = (int(v) for v in input_shape)
-    for _ in range(2):
-        h, w = conv_output_size(h, 3, 1, 0, 0), conv_output_size(w, 3, 1, 0, 0)
-        h, w = conv_output_size(h, 3, 1, 0, 0), conv_output_size(w, 3, 1, 0, 0)
-        h, w = h // 2, w // 2
-    if h < 1 or w < 1:
-        raise ValueError(f"input shape {tuple(input_shape)} is too small for Tiny VGG (≥ 16×16)")
-    conv = functools.partial(nnx.Conv, kernel_size=(3, 3), padding="VALID", rngs=rngs)
-    pool = functools.partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2))
-    return nnx.Sequential(
-        conv(c, 10), nnx.relu, conv(10, 10), nnx.relu, pool,
-        conv(10, 10), nnx.relu, conv(10, 10), nnx.relu, pool,
-        Flatten(), nnx.Linear(h * w * 10, num_classes, rngs=rngs), nnx.softmax,
-    )  # fmt: skip
+from cnn_explainer_widget._arrays import as_images, as_labels
+from cnn_explainer_widget._training_loop import fit
+from cnn_explainer_widget.datasets import read_image_folder
+from cnn_explainer_widget.flax_module import infer_input_shape
+from cnn_explainer_widget.model import TrainedModel, as_network
+from cnn_explainer_widget.tiny_vgg import INPUT_SHAPE, LAYER_NAMES, TinyVGG, make_tiny_vgg
 
 
 def train(
@@ -267,7 +151,7 @@ def train(
     if n_val >= len(x):
         raise ValueError(f"validation_split={validation_split} leaves no training image")
     val_idx, train_idx = order[:n_val], order[n_val:]
-    history, best_epoch = _fit(
+    history, best_epoch = fit(
         model, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         patience=patience, rng=rng, progress=progress,
@@ -281,155 +165,6 @@ def train(
         layer_names=layer_names,
         name=name,
     )
-
-
-# ---- the training loop ---------------------------------------------------------------------
-
-
-def _is_softmax(item: Any) -> bool:
-    return item is nnx.softmax or item is jax.nn.softmax
-
-
-def _logits(model: nnx.Module, x: jax.Array) -> jax.Array:
-    """The model's logits: a Sequential without its final softmax, or the module's output."""
-    if isinstance(model, nnx.Sequential):
-        layers = list(model.layers)
-        if layers and _is_softmax(layers[-1]):
-            layers = layers[:-1]
-        for layer in layers:
-            x = layer(x)
-        return x
-    return model(x)  # type: ignore[operator]
-
-
-#: Adam with its learning rate in the optimiser state, so one compiled step serves every rate.
-_ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-
-
-def _loss_and_correct(
-    graphdef: nnx.GraphDef[Any], p: Any, rest: Any, x: jax.Array, y: jax.Array, w: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    logits = _logits(nnx.merge(graphdef, p, rest), x)
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    correct = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
-    # Padded examples of a last, short batch have weight 0: one compiled shape for all.
-    return (losses * w).sum() / jnp.maximum(w.sum(), 1.0), (correct * w).sum()
-
-
-# The graph definition is static: jax.jit caches one compiled step per architecture and batch
-# shape, so training the same architecture again (or another of its instances) compiles nothing.
-@functools.partial(jax.jit, static_argnums=0)
-def _train_step(
-    graphdef: nnx.GraphDef[Any],
-    p: Any,
-    rest: Any,
-    opt_state: Any,
-    x: jax.Array,
-    y: jax.Array,
-    w: jax.Array,
-) -> tuple[Any, Any, jax.Array, jax.Array]:
-    grad_fn = jax.value_and_grad(_loss_and_correct, argnums=1, has_aux=True)
-    (loss, correct), grads = grad_fn(graphdef, p, rest, x, y, w)
-    updates, opt_state = _ADAM.update(grads, opt_state, p)
-    return optax.apply_updates(p, updates), opt_state, loss * w.sum(), correct
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _eval_step(
-    graphdef: nnx.GraphDef[Any], p: Any, rest: Any, x: jax.Array, y: jax.Array, w: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    loss, correct = _loss_and_correct(graphdef, p, rest, x, y, w)
-    return loss * w.sum(), correct
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _probabilities(graphdef: nnx.GraphDef[Any], state: Any, x: jax.Array) -> jax.Array:
-    return jax.nn.softmax(_logits(nnx.merge(graphdef, state), x), axis=-1)
-
-
-def _batches(indices: np.ndarray, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Fixed-size batches of ``indices``; the last one padded, with a 0/1 weight per slot."""
-    out = []
-    for start in range(0, len(indices), batch_size):
-        chunk = indices[start : start + batch_size]
-        weights = np.zeros(batch_size, np.float32)
-        weights[: len(chunk)] = 1.0
-        padded = np.concatenate([chunk, np.full(batch_size - len(chunk), chunk[0])])
-        out.append((padded, weights))
-    return out
-
-
-def _fit(
-    model: nnx.Module,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    patience: int | None,
-    rng: np.random.Generator,
-    progress: bool,
-) -> tuple[dict[str, list[float]], int]:
-    from tqdm.auto import tqdm
-
-    batch_size = min(batch_size, len(x_train))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt_state = _ADAM.init(params)
-    opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
-    history: dict[str, list[float]] = {
-        "loss": [],
-        "accuracy": [],
-        "val_loss": [],
-        "val_accuracy": [],
-    }
-    val_batches = _batches(np.arange(len(x_val)), batch_size) if len(x_val) else []
-    best, best_params, best_epoch, waited = math.inf, params, 0, 0
-    bar = tqdm(range(1, epochs + 1), desc="training", unit="epoch", disable=not progress)
-    for epoch in bar:
-        sums = []
-        for idx, w in _batches(rng.permutation(len(x_train)), batch_size):
-            params, opt_state, loss, right = _train_step(
-                graphdef, params, rest, opt_state, x_train[idx], y_train[idx], w
-            )
-            sums.append((loss, right))
-        # One device-to-host transfer per epoch, not one per step.
-        loss_sum, correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
-        metrics = {"loss": loss_sum / len(x_train), "accuracy": correct / len(x_train)}
-        if val_batches:
-            sums = [
-                _eval_step(graphdef, params, rest, x_val[idx], y_val[idx], w)
-                for idx, w in val_batches
-            ]
-            val_loss, val_correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
-            metrics["val_loss"] = val_loss / len(x_val)
-            metrics["val_accuracy"] = val_correct / len(x_val)
-        metrics = {k: float(v) for k, v in metrics.items()}
-        if not math.isfinite(metrics["loss"]):
-            bar.close()
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch} (loss {metrics['loss']}); "
-                "try a lower learning_rate"
-            )
-        for key, value in metrics.items():
-            history[key].append(value)
-        if progress:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
-            bar.write(f"epoch {epoch:>3}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        monitored = metrics.get("val_loss", metrics["loss"])
-        if monitored < best:
-            best, best_params, best_epoch, waited = monitored, params, epoch, 0
-        else:
-            waited += 1
-            if patience is not None and waited >= patience:
-                if progress:
-                    bar.write(f"early stop: no improvement for {patience} epochs")
-                break
-    bar.close()
-    nnx.update(model, best_params)
-    return history, best_epoch
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -459,15 +194,11 @@ def _model_input_shape(
 ) -> tuple[int, int, int] | None:
     """The model's input shape where the data does not fix it, or None."""
     if isinstance(model, TinyVGG):
-        from cnn_explainer_widget.model import INPUT_SHAPE
-
         return INPUT_SHAPE
     if not isinstance(model, nnx.Sequential) or not _is_folder(data):
         return None
     if image_size is None:
-        from cnn_explainer_widget.model import _infer_input_shape
-
-        return _infer_input_shape(model)
+        return infer_input_shape(model)
     if channels is None:
         convs = [m for m in model.layers if isinstance(m, nnx.Conv)]
         channels = int(convs[0].kernel.shape[2]) if convs else 3
@@ -496,14 +227,14 @@ def _load_data(
                 f"the model takes {model_shape} images, not {size}×{size}×{chans} "
                 "(image_size/channels)"
             )
-        x, y, names = _read_folder(Path(data), classes, size, chans)
+        x, y, names = read_image_folder(Path(data), classes, size, chans)
     else:
         if labels is None:
             raise ValueError("give labels=... for an array of images (or a folder path)")
-        x = _as_images(data, None, what="data")
+        x = as_images(data, None, what="data")
         if x.ndim != 4:
             raise ValueError(f"data must be a batch of images (N, H, W, C), got shape {x.shape}")
-        y, names = _as_labels(labels, len(x), classes)
+        y, names = as_labels(labels, len(x), classes)
         expected = (image_size, image_size, channels)
         if image_size is not None and x.shape[1:3] != expected[:2]:
             raise ValueError(f"image_size={image_size} but the images are {x.shape[1:3]}")
@@ -521,103 +252,4 @@ def _load_data(
     return x, y, names
 
 
-def _as_images(images: Any, shape: tuple[int, ...] | None, what: str = "images") -> np.ndarray:
-    """Float32 images in [0, 1], ``(N, H, W, C)`` or one ``(H, W, C)`` if ``shape`` says so."""
-    if not isinstance(images, np.ndarray | jax.Array | list | tuple):
-        raise TypeError(f"{what} must be a numpy array of images, got {type(images).__name__}")
-    x = np.asarray(images)
-    if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
-        raise TypeError(f"{what} must be numeric (uint8 or floats in [0, 1]), got {x.dtype}")
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255.0
-    elif x.dtype.kind in "iu":
-        raise TypeError(f"{what}: integer images must be uint8 (0-255), got {x.dtype}")
-    x = x.astype(np.float32, copy=False)
-    if shape is not None and shape[2] == 1 and x.shape[-2:] == tuple(shape[:2]):
-        x = x[..., None]  # grayscale without a channel axis
-    if shape is None and x.ndim == 3:
-        x = x[..., None]
-    if shape is not None and (x.shape[-3:] != tuple(shape) or x.ndim not in (3, 4)):
-        raise ValueError(
-            f"{what} must be shaped {tuple(shape)} or (N, *{tuple(shape)}), got {x.shape}"
-        )
-    if x.ndim == 4 and x.shape[-1] not in (1, 3):
-        raise ValueError(f"{what} must have 1 or 3 channels (last axis), got shape {x.shape}")
-    if x.size and not np.isfinite(x).all():
-        raise ValueError(f"{what} contain NaN or infinite values")
-    if x.size and (x.min() < -1e-6 or x.max() > 1 + 1e-6):
-        raise ValueError(
-            f"{what} must be uint8 or floats in [0, 1] (as load_image gives the widget), "
-            f"got values in [{x.min():.3g}, {x.max():.3g}]"
-        )
-    if x.ndim == 4 and len(x) == 0:
-        raise ValueError(f"{what} holds no images")
-    return x
-
-
-def _as_labels(
-    labels: Any, n: int, classes: Sequence[str] | None
-) -> tuple[np.ndarray, list[str] | None]:
-    """Integer labels, and the class names (None for integer labels without ``classes``)."""
-    y = np.asarray(labels)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be one value per image (N,), got shape {y.shape}")
-    if len(y) != n:
-        raise ValueError(f"{len(y)} labels given for {n} images")
-    if y.dtype.kind in "USO":
-        names = list(classes) if classes is not None else sorted({str(v) for v in y})
-        index = {c: i for i, c in enumerate(names)}
-        unknown = sorted({str(v) for v in y} - set(index))
-        if unknown:
-            raise ValueError(f"label(s) {unknown[:5]} are not among the classes {names}")
-        return np.array([index[str(v)] for v in y], np.int32), names
-    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    if y.dtype.kind not in "iu" or y.dtype == np.bool_:
-        raise ValueError(f"labels must be integer class indices (or class names), got {y.dtype}")
-    if y.min() < 0:
-        raise ValueError(f"labels must be class indices ≥ 0, got {int(y.min())}")
-    if classes is not None:
-        names = [str(c) for c in classes]
-        if y.max() >= len(names):
-            raise ValueError(
-                f"label {int(y.max())} is out of range for {len(names)} classes {names}"
-            )
-    else:
-        names = None
-    return y.astype(np.int32), names
-
-
-def _read_folder(
-    root: Path, classes: Sequence[str] | None, size: int, channels: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    if not root.is_dir():
-        raise ValueError(f"{str(root)!r} is not a folder (expected one sub-folder per class)")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not found:
-        raise ValueError(
-            f"{str(root)!r} has no class sub-folders; put each class's images in its own "
-            "sub-folder, e.g. cats/1.png, dogs/1.png"
-        )
-    names = list(found) if classes is None else [str(c) for c in classes]
-    missing = [c for c in names if c not in found]
-    if missing:
-        raise ValueError(f"no sub-folder for class(es) {missing} in {str(root)!r}")
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    for k, name in enumerate(names):
-        files = sorted(
-            p for p in (root / name).iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-        )  # fmt: skip
-        if not files:
-            raise ValueError(
-                f"class folder {str(root / name)!r} has no images ({', '.join(IMAGE_SUFFIXES)})"
-            )
-        for path in files:
-            images.append(load_image(path, size=size, channels=channels))
-            labels.append(k)
-    return np.stack(images), np.array(labels, np.int32), names
-
-
-__all__ = ["IMAGE_SUFFIXES", "TrainedModel", "make_tiny_vgg", "train"]
+__all__ = ["train"]

@@ -29,7 +29,7 @@ from flax import nnx
 from cnn_explainer_widget import Flatten, Network, activations, as_network, load_image
 from cnn_explainer_widget._protocol import encode_activations, encode_network
 from cnn_explainer_widget.images import default_image_path
-from cnn_explainer_widget.model import tiny_vgg_network
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 OUT = Path(__file__).resolve().parent.parent / "js" / "test" / "fixtures"
 

@@ -27,9 +27,9 @@ from PIL import Image, ImageFile
 
 from cnn_explainer_widget import CNNExplainer, WeightsFileError, load_image
 from cnn_explainer_widget._safetensors import loads
-from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES, selectable_layers
+from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES
 from cnn_explainer_widget.images import DEFAULT_IMAGES, MAX_PIXELS
-from cnn_explainer_widget.model import weights_path
+from cnn_explainer_widget.tiny_vgg import weights_path
 
 #: Cases run per entry point (printed by the last test of this module).
 CASES: Counter[str] = Counter()
@@ -490,7 +490,7 @@ def assert_unchanged(
     assert after[4] == before[4] or ignore_selection, "color_scale changed"
 
 
-LAYERS = selectable_layers(CNNExplainer().network)
+LAYERS = CNNExplainer().network.selectable_layers()
 
 
 def expected_selection(value: Any) -> dict[str, Any] | str | None:

@@ -376,7 +376,7 @@ import gc, json, os
 import numpy as np
 from pathlib import Path
 from cnn_explainer_widget.images import DEFAULT_IMAGES, default_image_path
-from cnn_explainer_widget._widget import selectable_layers
+
 
 def _rss():
     return int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE')
@@ -384,7 +384,7 @@ def _rss():
 _files = [default_image_path(f) for f, _ in DEFAULT_IMAGES]
 _blobs = [p.read_bytes() for p in _files]
 _rng = np.random.default_rng(0)
-_maps = [(n, c, hw) for n, (c, hw) in selectable_layers(w.network).items() if hw]
+_maps = [(n, c, hw) for n, (c, hw) in w.network.selectable_layers().items() if hw]
 
 def _image(i):
     k = i % 3

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from cnn_explainer_widget import CNNExplainer
-from cnn_explainer_widget._widget import selectable_layers
 from cnn_explainer_widget.images import DEFAULT_IMAGES, default_image_path
 
 UPDATES = 2_000
@@ -59,7 +58,7 @@ def _random_array(rng: np.random.Generator) -> np.ndarray:
 
 
 def _selections(w: CNNExplainer, rng: np.random.Generator, n: int) -> list[tuple[str, Any]]:
-    layers = selectable_layers(w.network)
+    layers = w.network.selectable_layers()
     names = list(layers)
     out: list[tuple[str, Any]] = []
     for i in range(n):

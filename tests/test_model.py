@@ -18,7 +18,8 @@ from cnn_explainer_widget import (
     load_tiny_vgg,
     network_from_layers,
 )
-from cnn_explainer_widget.model import tiny_vgg_network
+from cnn_explainer_widget.network import SelectionError
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 from numpy_reference import network_forward
 
@@ -215,3 +216,24 @@ def test_other_networks_match_reference(other_networks, which):
     for key, shape in zip(network.keys, shapes, strict=True):
         assert single[key].shape == shape, key
         np.testing.assert_allclose(single[key], got[key][1], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_the_network_checks_a_selection_without_the_widget():
+    network = tiny_vgg_network()
+    assert network.normalise_selection(None) is None
+    assert network.normalise_selection({"layer": "conv_1_1", "index": 9, "y": 61, "x": 0}) == {
+        "layer": "conv_1_1",
+        "index": 9,
+        "y": 61,
+        "x": 0,
+    }
+    assert network.selectable_layers()["output"] == (10, None)
+    for bad, match in [
+        ({"layer": "conv_1_1", "index": 10}, r"index'\] must be an int in \[0, 9\]"),
+        ({"layer": "flatten", "index": 0}, "must be one of"),
+        ({"layer": "output", "index": 0, "y": 0, "x": 0}, "have no map"),
+        ({"layer": "conv_1_1", "index": 0, "y": 62, "x": 0}, r"'y'\] must be an int in \[0, 61\]"),
+        ([1], "must be None or a dict"),
+    ]:
+        with pytest.raises(SelectionError, match=match):
+            network.normalise_selection(bad)

@@ -18,7 +18,7 @@ import pytest
 from flax import nnx
 
 from cnn_explainer_widget import CNNExplainer, Flatten, activations, as_network, train
-from cnn_explainer_widget.network import ACTIVATIONS
+from cnn_explainer_widget.layers import ACTIVATIONS
 
 TOL = 1e-4
 

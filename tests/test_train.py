@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flax import nnx
+from PIL import Image
 
 from cnn_explainer_widget import (
     CNNExplainer,
@@ -24,7 +25,9 @@ from cnn_explainer_widget import (
     write_image_folder,
 )
 from cnn_explainer_widget._safetensors import dumps, loads
-from cnn_explainer_widget.model import LAYER_NAMES, tiny_vgg_network
+from cnn_explainer_widget.datasets import read_image_folder
+from cnn_explainer_widget.images import FORMATS
+from cnn_explainer_widget.tiny_vgg import LAYER_NAMES, tiny_vgg_network, weights_path
 
 #: Shared, so every `small_net` has the same graph definition and reuses one compiled step.
 POOL = functools.partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2))
@@ -207,6 +210,26 @@ def test_train_an_existing_tiny_vgg():
 # ---- bad data --------------------------------------------------------------------------------
 
 
+def test_a_folder_reads_every_format_load_image_reads(tmp_path):
+    Image.init()
+    rng = np.random.default_rng(0)
+    written = []
+    for fmt in FORMATS:
+        # One file per format load_image decodes, named with each suffix Pillow gives it.
+        for suffix in sorted(e for e, f in Image.registered_extensions().items() if f == fmt):
+            if suffix == ".pfm":  # floating-point PPM: Pillow writes it only from mode F
+                continue
+            folder = tmp_path / ("a" if len(written) % 2 else "b")
+            folder.mkdir(exist_ok=True)
+            pixels = rng.integers(0, 256, (16, 16, 3), np.uint8)
+            image = Image.fromarray(pixels).convert("1" if suffix == ".pbm" else "RGB")
+            image.save(folder / f"{len(written)}{suffix}", format=fmt)
+            written.append(suffix)
+    x, y, names = read_image_folder(tmp_path, None, 16, 3)
+    assert names == ["a", "b"] and len(x) == len(written) == len(y)
+    assert {".ppm", ".ico", ".jpg", ".png", ".webp", ".tiff"} <= set(written)
+
+
 def test_bad_folders_are_refused_clearly(tmp_path, shapes):
     x = shapes[0]
     with pytest.raises(ValueError, match="is not a folder"):
@@ -364,8 +387,6 @@ def test_bad_model_files_name_the_problem(trained, tmp_path):
     truncated.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(WeightsFileError, match="truncated"):
         load_model(truncated)
-    from cnn_explainer_widget.model import weights_path
-
     with pytest.raises(WeightsFileError, match="not a cnn-explainer-widget model file"):
         load_model(weights_path())
     cases = [

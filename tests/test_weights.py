@@ -11,7 +11,7 @@ import pytest
 
 from cnn_explainer_widget import WeightsFileError, load_tiny_vgg
 from cnn_explainer_widget._safetensors import dumps, load_file
-from cnn_explainer_widget.model import CLASS_NAMES, weights_path
+from cnn_explainer_widget.tiny_vgg import CLASS_NAMES, weights_path
 
 from conftest import ORIGINAL, ROOT
 

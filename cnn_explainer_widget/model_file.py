@@ -1,10 +1,11 @@
-"""Save a trained network with its class names to one file, and load it without its code.
+"""A network saved to one file with its class names, and read back without its code.
 
 The file is a safetensors file (see `cnn_explainer_widget._safetensors`): each conv and dense
 layer's ``<layer>.kernel`` and ``<layer>.bias`` as float32 tensors, and in the metadata the
 architecture (every layer's kind and hyperparameters, padding as numbers), the class names, the
-input shape and the training history. `load_model` rebuilds an ``nnx.Sequential`` from that
+input shape and the training history. `read_model_file` rebuilds an ``nnx.Sequential`` from that
 alone and checks every field and tensor, naming the one that is wrong.
+`cnn_explainer_widget.TrainedModel.save` and `cnn_explainer_widget.load_model` use this module.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,9 @@ import numpy as np
 from flax import nnx
 
 from cnn_explainer_widget._safetensors import WeightsFileError, dumps, loads
-from cnn_explainer_widget.model import as_network
-from cnn_explainer_widget.network import ACTIVATIONS, Flatten, conv_output_size
-from cnn_explainer_widget.training import TrainedModel
+from cnn_explainer_widget.flax_module import Flatten, network_from_layers
+from cnn_explainer_widget.layers import ACTIVATIONS, conv_output_size
+from cnn_explainer_widget.network import Network
 
 #: Value of the ``format`` metadata field of a model file.
 FORMAT = "cnn-explainer-widget.model"
@@ -30,13 +32,33 @@ FORMAT = "cnn-explainer-widget.model"
 FORMAT_VERSION = 1
 
 
-def save_model(trained: TrainedModel, path: str | os.PathLike[str]) -> Path:
-    """Write ``trained`` (weights, architecture, classes, history) to ``path``.
+@dataclass(frozen=True)
+class SavedModel:
+    """What a model file holds: the rebuilt module and what the widget needs to explain it.
 
-    Any model `as_network` accepts can be saved; `load_model` gives it back as an
-    ``nnx.Sequential`` with the same layer names and the same outputs.
+    The fields are those of `cnn_explainer_widget.TrainedModel`, which `load_model` makes of it.
     """
-    network = as_network(trained)
+
+    model: nnx.Sequential
+    classes: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    history: dict[str, list[float]]
+    best_epoch: int | None
+    layer_names: tuple[str, ...]
+    name: str
+
+
+def write_model_file(
+    network: Network,
+    history: dict[str, list[float]],
+    best_epoch: int | None,
+    path: str | os.PathLike[str],
+) -> Path:
+    """Write ``network`` (weights, architecture, classes) and its training history to ``path``.
+
+    `read_model_file` gives it back as an ``nnx.Sequential`` with the same layer names and the
+    same outputs.
+    """
     tensors: dict[str, np.ndarray] = {}
     layers: list[dict[str, Any]] = []
     for layer in network.layers:
@@ -65,16 +87,16 @@ def save_model(trained: TrainedModel, path: str | os.PathLike[str]) -> Path:
         "classes": json.dumps(list(network.classes)),
         "input_shape": json.dumps(list(network.input_shape)),
         "layers": json.dumps(layers),
-        "history": json.dumps(trained.history),
-        "best_epoch": json.dumps(trained.best_epoch),
+        "history": json.dumps(history),
+        "best_epoch": json.dumps(best_epoch),
     }
     path = Path(path)
     path.write_bytes(dumps(tensors, metadata))
     return path
 
 
-def load_model(path: str | os.PathLike[str]) -> TrainedModel:
-    """Load a model saved with `TrainedModel.save`, ready for ``CNNExplainer(model=...)``.
+def read_model_file(path: str | os.PathLike[str]) -> SavedModel:
+    """Read a model file written by `write_model_file`.
 
     Raises
     ------
@@ -111,7 +133,7 @@ def _ints(value: Any, n: int, what: str, source: str, minimum: int = 0) -> tuple
 
 def _from_parts(
     tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str
-) -> TrainedModel:
+) -> SavedModel:
     fmt = metadata.get("format")
     if fmt != FORMAT:
         raise WeightsFileError(
@@ -214,9 +236,8 @@ def _from_parts(
     extra = sorted(set(tensors) - {f"{n}.{p}" for n in names for p in ("kernel", "bias")})
     if extra:
         raise WeightsFileError(f"{source}: unexpected tensor(s) {extra}")
-    model = nnx.Sequential(*items)
-    trained = TrainedModel(
-        model=model,
+    saved = SavedModel(
+        model=nnx.Sequential(*items),
         classes=tuple(classes),
         input_shape=input_shape,  # type: ignore[arg-type]
         history=history if isinstance(history, dict) else {},
@@ -224,11 +245,13 @@ def _from_parts(
         layer_names=tuple(names),
         name=str(metadata.get("name", "network")),
     )
-    try:
-        as_network(trained)  # the whole architecture, checked as the widget will use it
+    try:  # the whole architecture, checked as the widget will use it
+        network_from_layers(
+            items, input_shape, saved.classes, names=saved.layer_names, name=saved.name
+        )
     except ValueError as exc:
         raise WeightsFileError(f"{source}: {exc}") from None
-    return trained
+    return saved
 
 
 def _abstract(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
@@ -272,4 +295,4 @@ def _set(
         module.bias.set_value(jnp.asarray(tensors[f"{name}.bias"]))
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load_model", "save_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "read_model_file", "write_model_file"]

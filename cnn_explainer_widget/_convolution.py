@@ -1,0 +1,91 @@
+"""A 2-D convolution in the formulation XLA:CPU runs fastest for its shape.
+
+The forward pass (`cnn_explainer_widget.network`) calls `conv`; every formulation computes the
+same sum, only float rounding differs.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from cnn_explainer_widget.layers import Padding
+
+#: Force one convolution formulation ("lax", "broadcast" or "shift"); None picks by shape.
+_CONV_IMPL: str | None = None
+#: Largest intermediate (bytes) of the "shift" formulation; above it, lax.conv is faster.
+_SHIFT_MAX_BYTES = 2 * 1024 * 1024
+
+
+def conv(x: jax.Array, kernel: jax.Array, stride: tuple[int, int], padding: Padding) -> jax.Array:
+    """An NHWC × HWIO convolution without bias, in the formulation fastest on CPU for its shape.
+
+    All three compute the same sum (only float rounding differs). XLA:CPU's convolution is slow
+    for Tiny VGG's few channels, so:
+
+    - ``broadcast`` (few input channels, e.g. an RGB first layer): the kh·kw·C_in shifted input
+      slices times kernel rows, summed in one fused elementwise loop;
+    - ``shift`` (small maps): one matmul of every input pixel with every kernel tap,
+      ``(N·H·W, C_in) @ (C_in, kh·kw·C_out)``, then the kh·kw shifted slices of that summed
+      in one fused loop; a batch goes through in chunks whose tap products stay in cache
+      (`_SHIFT_MAX_BYTES`), and only maps small enough for chunks of ≥ 4 images use it;
+    - ``lax``: ``lax.conv_general_dilated`` otherwise.
+    """
+    kh, kw, cin, cout = kernel.shape
+    impl = _CONV_IMPL
+    n, h, w, _ = x.shape
+    (top, bottom), (left, right) = padding
+    hp, wp = h + top + bottom, w + left + right
+    per_image = hp * wp * kh * kw * cout * 4  # bytes of one image's tap products ("shift")
+    if impl is None:
+        if cin <= 4:
+            impl = "broadcast"
+        elif n * per_image <= _SHIFT_MAX_BYTES or 4 * per_image <= _SHIFT_MAX_BYTES:
+            impl = "shift"
+        else:
+            impl = "lax"
+    if impl == "lax":
+        return jax.lax.conv_general_dilated(
+            x, kernel, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+    if top or bottom or left or right:
+        x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    sh, sw = stride
+    oh = (hp - kh) // sh + 1
+    ow = (wp - kw) // sw + 1
+
+    def window(a: jax.Array, i: int, j: int) -> jax.Array:
+        # Rows i, i + sh, ... and columns j, j + sw, ... of the (padded) map: oh × ow of them.
+        return jax.lax.slice(
+            a,
+            (0, i, j, *([0] * (a.ndim - 3))),
+            (n, i + sh * (oh - 1) + 1, j + sw * (ow - 1) + 1, *a.shape[3:]),
+            (1, sh, sw, *([1] * (a.ndim - 3))),
+        )
+
+    terms: list[jax.Array] = []
+    if impl == "broadcast":
+        for i in range(kh):
+            for j in range(kw):
+                tap = window(x, i, j)
+                terms.extend(tap[..., c : c + 1] * kernel[i, j, c] for c in range(cin))
+    elif impl == "shift":
+        chunk = max(1, min(n, _SHIFT_MAX_BYTES // per_image))
+        while n % chunk:
+            chunk -= 1
+        if chunk < n:
+            # Keep the tap products in cache: convolve `chunk` images at a time in a loop.
+            parts = x.reshape(n // chunk, chunk, hp, wp, cin)
+            y = jax.lax.map(lambda part: conv(part, kernel, stride, ((0, 0), (0, 0))), parts)
+            return y.reshape(n, *y.shape[2:])
+        taps = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(cin, kh * kw * cout)
+        z = (x.reshape(-1, cin) @ taps).reshape(n, hp, wp, kh * kw, cout)
+        for i in range(kh):
+            for j in range(kw):
+                terms.append(window(z[:, :, :, i * kw + j, :], i, j))
+    else:
+        raise ValueError(f"unknown convolution formulation {impl!r}")
+    y = terms[0]
+    for t in terms[1:]:
+        y = y + t
+    return y

@@ -1,0 +1,108 @@
+"""What a network is made of, as plain data: one `Layer` record per layer, and padding maths.
+
+Every view of the widget explains a network the same way, whatever it came from: as a sequence
+of `Layer` records (convolution, elementwise activation, pooling, flatten, dense, softmax) with
+their real hyperparameters. This module holds those records, the elementwise activation
+functions the explainer knows by name, and the arithmetic of windows and padding. It imports
+nothing else from the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+
+LayerKind = Literal["conv", "activation", "pool", "flatten", "dense", "softmax"]
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+#: Elementwise activation functions the explainer understands, by name.
+ACTIVATIONS: dict[str, Callable[..., jax.Array]] = {
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "leaky_relu": jax.nn.leaky_relu,
+    "elu": jax.nn.elu,
+    "silu": jax.nn.silu,
+}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a network, described by what it computes.
+
+    Attributes
+    ----------
+    name:
+        Unique layer name, e.g. ``"conv_1_1"``. Keys of `Network.activations` and of the widget's
+        selection use it.
+    kind:
+        ``"conv"``, ``"activation"``, ``"pool"``, ``"flatten"``, ``"dense"`` or ``"softmax"``.
+    output_shape:
+        Shape of one example's output: ``(H, W, C)`` for spatial layers, ``(N,)`` otherwise.
+    input_shape:
+        Shape of one example's input to this layer.
+    kernel_size, stride, padding:
+        For ``conv`` and ``pool``: window size ``(kh, kw)``, stride ``(sh, sw)`` and explicit
+        padding ``((top, bottom), (left, right))`` (SAME is resolved to numbers).
+    function:
+        For ``activation``: the function's name (a key of `ACTIVATIONS`); for ``pool``: ``"max"``
+        or ``"avg"``.
+    options:
+        Extra keyword arguments of the function (``negative_slope`` of a leaky ReLU,
+        ``count_include_pad`` of an average pool).
+    """
+
+    name: str
+    kind: LayerKind
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    kernel_size: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    padding: Padding | None = None
+    function: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
+    """Output length of a convolution or pooling along one axis: ⌊(n + p − k) / s⌋ + 1."""
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def resolve_padding(
+    padding: Any, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]
+) -> Padding:
+    """Turn a Flax/lax padding spec ('SAME', 'VALID', int, or pairs) into explicit numbers."""
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return ((0, 0), (0, 0))
+        if mode == "SAME":
+            pads = []
+            for n, k, s in zip(in_hw, kernel, stride, strict=True):
+                out = -(-n // s)
+                total = max((out - 1) * s + k - n, 0)
+                pads.append((total // 2, total - total // 2))
+            return (pads[0], pads[1])
+        raise ValueError(f"padding {padding!r} is not supported; use 'SAME', 'VALID' or numbers")
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    pairs = [tuple(p) if isinstance(p, Sequence) else (int(p), int(p)) for p in padding]
+    if len(pairs) != 2 or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"padding {padding!r} must give two (before, after) pairs")
+    (t, b), (left, r) = pairs
+    return ((int(t), int(b)), (int(left), int(r)))
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "Layer",
+    "LayerKind",
+    "Padding",
+    "conv_output_size",
+    "resolve_padding",
+]
