@@ -1,0 +1,176 @@
+"""The package's modules import one way: no cycle, no import hidden inside a function.
+
+The graph is read from the source with `ast` (nothing is imported), so a cycle that Python
+happens to tolerate at import time, or one dodged by importing inside a function, still fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = "cnn_explainer_widget"
+#: The widget layer: only it may import anywidget/traitlets, and no core module may import it.
+WIDGET_LAYER = {f"{PACKAGE}._widget", f"{PACKAGE}._protocol"}
+
+
+def _modules(root: Path = ROOT / PACKAGE) -> dict[str, Path]:
+    return {
+        ".".join((PACKAGE, *path.relative_to(root).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        ): path
+        for path in sorted(root.rglob("*.py"))
+    }
+
+
+def _imported(node: ast.Import | ast.ImportFrom, modules: set[str], here: str) -> set[str]:
+    """The package modules an import statement imports."""
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names if a.name in modules}
+    if node.level:  # a relative import: resolve it against the importing module
+        base = here.rsplit(".", node.level)[0]
+        target = f"{base}.{node.module}" if node.module else base
+    else:
+        target = node.module or ""
+    if target not in modules:
+        return set()
+    # `from pkg import name` imports the sub-module pkg.name when there is one.
+    subs = {f"{target}.{a.name}" for a in node.names} & modules
+    return subs or {target}
+
+
+def import_graph(
+    files: dict[str, Path],
+) -> tuple[dict[str, set[str]], list[str]]:
+    """Module → package modules it imports at module level, and every function-level import."""
+    modules = set(files)
+    graph: dict[str, set[str]] = {}
+    hidden: list[str] = []
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(), str(path))
+        top = {id(n) for n in tree.body}
+        graph[name] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            targets = _imported(node, modules, name) - {name}
+            if id(node) in top:
+                graph[name] |= targets
+            elif targets:
+                hidden.append(f"{path.name}:{node.lineno} imports {sorted(targets)}")
+    return graph, hidden
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first = last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    graph, _ = import_graph(_modules())
+    # The package's __init__ re-exports everything; modules must not import it (that would
+    # make every module depend on every other).
+    graph.pop(PACKAGE)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+    importers = sorted(m for m, deps in graph.items() if PACKAGE in deps)
+    assert not importers, f"{importers} import the package's __init__"
+
+
+def test_no_package_import_inside_a_function():
+    _, hidden = import_graph(_modules())
+    assert not hidden, "imports inside functions (dodging a cycle?): " + "; ".join(hidden)
+
+
+def test_the_core_does_not_import_the_widget_layer():
+    graph, _ = import_graph(_modules())
+    for module, deps in graph.items():
+        if module in WIDGET_LAYER or module == PACKAGE:
+            continue
+        assert not deps & WIDGET_LAYER, f"{module} imports {sorted(deps & WIDGET_LAYER)}"
+        source = _modules()[module].read_text()
+        tree = ast.parse(source)
+        external = {
+            a.name.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import)
+            for a in n.names
+        } | {
+            (n.module or "").split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and not n.level
+        }
+        assert not external & {"anywidget", "traitlets", "ipywidgets"}, module
+
+
+def _readme_layout() -> tuple[list[str], list[str], list[str]]:
+    """The README's layout block: package modules in order, package folders, top folders."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Layout\n.*?```\n(.*?)```", text, re.S)
+    assert block, "README.md has no code block under '## Layout'"
+    modules, folders, top = [], [], []
+    for line in block.group(1).splitlines():
+        entry = line.split()[0] if line.strip() else ""
+        if line.startswith("  ") and entry.endswith(".py"):
+            modules.append(f"{PACKAGE}.{entry[:-3]}")
+        elif line.startswith("  ") and entry.endswith("/"):
+            folders.append(entry.rstrip("/"))
+        elif entry.endswith("/") and entry != f"{PACKAGE}/":
+            top.append(entry.rstrip("/"))
+    return modules, folders, top
+
+
+def test_the_readme_layout_matches_the_tree_in_import_order():
+    modules, folders, top = _readme_layout()
+    files = _modules()
+    assert sorted(modules) == sorted(set(files) - {PACKAGE}), "README layout vs package modules"
+    package = ROOT / PACKAGE
+    on_disk = sorted(p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert sorted(folders) == on_disk
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    top_dirs = sorted({p.split("/")[0] for p in tracked if "/" in p and not p.startswith(".")})
+    assert sorted([*top, PACKAGE]) == top_dirs
+    graph, _ = import_graph(files)
+    for i, module in enumerate(modules):
+        later = graph[module] & set(modules[i + 1 :])
+        assert not later, f"README lists {module} before {sorted(later)}, which it imports"
+
+
+def test_the_checks_see_a_cycle_and_a_hidden_import(tmp_path):
+    """The walker itself: a planted cycle and a function-level import are both found."""
+    pkg = tmp_path / PACKAGE
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text(f"from {PACKAGE}.b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from . import a\n")
+    (pkg / "c.py").write_text(f"from {PACKAGE} import a\n")
+    graph, hidden = import_graph(_modules(pkg))
+    assert graph[f"{PACKAGE}.a"] == {f"{PACKAGE}.b"}
+    assert graph[f"{PACKAGE}.c"] == {f"{PACKAGE}.a"}
+    assert hidden == [f"b.py:2 imports ['{PACKAGE}.a']"]
+    graph[f"{PACKAGE}.b"].add(f"{PACKAGE}.a")  # as the hidden import would make it
+    assert find_cycle(graph) == [f"{PACKAGE}.a", f"{PACKAGE}.b", f"{PACKAGE}.a"]
