@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _common import save  # noqa: E402
 
 from cnn_explainer_widget import DEFAULT_IMAGES, activations, load_image, top_activations  # noqa: E402
-from cnn_explainer_widget.model import tiny_vgg_network  # noqa: E402
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network  # noqa: E402
 
 RSS_SCRIPT = """
 import resource, sys, json

@@ -26,7 +26,7 @@ from cnn_explainer_widget import (
     network_from_layers,
     saliency,
 )
-from cnn_explainer_widget.model import tiny_vgg_network
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 from numpy_reference import activation_key, apply_layer
 

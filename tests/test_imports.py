@@ -15,7 +15,7 @@ from conftest import ROOT
 
 PACKAGE = "cnn_explainer_widget"
 #: The widget layer: only it may import anywidget/traitlets, and no core module may import it.
-WIDGET_LAYER = {f"{PACKAGE}._widget", f"{PACKAGE}._protocol"}
+WIDGET_LAYER = {f"{PACKAGE}._widget", f"{PACKAGE}._protocol", f"{PACKAGE}._export"}
 
 
 def _modules(root: Path = ROOT / PACKAGE) -> dict[str, Path]:
@@ -46,23 +46,43 @@ def _imported(node: ast.Import | ast.ImportFrom, modules: set[str], here: str) -
 def import_graph(
     files: dict[str, Path],
 ) -> tuple[dict[str, set[str]], list[str]]:
-    """Module → package modules it imports at module level, and every function-level import."""
+    """Module → package modules it imports at run time, and every function-level import.
+
+    Imports at module level (also inside a module-level ``try``/``if``) are edges; those under
+    ``if TYPE_CHECKING:`` are for the type checker only and are not.
+    """
     modules = set(files)
     graph: dict[str, set[str]] = {}
     hidden: list[str] = []
+
+    def visit(node: ast.AST, name: str, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                targets = _imported(child, modules, name) - {name}
+                if where == "module":
+                    graph[name] |= targets
+                elif where == "function" and targets:
+                    hidden.append(f"{files[name].name}:{child.lineno} imports {sorted(targets)}")
+            elif isinstance(child, ast.If) and _is_type_checking(child.test):
+                for part in child.body:
+                    visit(ast.Module(body=[part], type_ignores=[]), name, "types")
+                for part in child.orelse:
+                    visit(ast.Module(body=[part], type_ignores=[]), name, where)
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                visit(child, name, "function")
+            else:
+                visit(child, name, where)
+
     for name, path in files.items():
-        tree = ast.parse(path.read_text(), str(path))
-        top = {id(n) for n in tree.body}
         graph[name] = set()
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Import | ast.ImportFrom):
-                continue
-            targets = _imported(node, modules, name) - {name}
-            if id(node) in top:
-                graph[name] |= targets
-            elif targets:
-                hidden.append(f"{path.name}:{node.lineno} imports {sorted(targets)}")
+        visit(ast.parse(path.read_text(), str(path)), name, "module")
     return graph, hidden
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -168,9 +188,13 @@ def test_the_checks_see_a_cycle_and_a_hidden_import(tmp_path):
     (pkg / "a.py").write_text(f"from {PACKAGE}.b import f\n")
     (pkg / "b.py").write_text("def f():\n    from . import a\n")
     (pkg / "c.py").write_text(f"from {PACKAGE} import a\n")
+    (pkg / "d.py").write_text(
+        f"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import {PACKAGE}.c\n"
+    )
     graph, hidden = import_graph(_modules(pkg))
     assert graph[f"{PACKAGE}.a"] == {f"{PACKAGE}.b"}
     assert graph[f"{PACKAGE}.c"] == {f"{PACKAGE}.a"}
+    assert graph[f"{PACKAGE}.d"] == set()
     assert hidden == [f"b.py:2 imports ['{PACKAGE}.a']"]
     graph[f"{PACKAGE}.b"].add(f"{PACKAGE}.a")  # as the hidden import would make it
     assert find_cycle(graph) == [f"{PACKAGE}.a", f"{PACKAGE}.b", f"{PACKAGE}.a"]

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from cnn_explainer_widget import activations, load_image, receptive_field, top_activations
-from cnn_explainer_widget.model import tiny_vgg_network
 from cnn_explainer_widget.scan import _scanner, image_files
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +153,7 @@ import json, sys
 import numpy as np
 import jax
 from cnn_explainer_widget import top_activations
-from cnn_explainer_widget.model import tiny_vgg_network
+from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 from cnn_explainer_widget.scan import _scanner
 images = np.random.default_rng(0).integers(0, 256, (37, 64, 64, 3), dtype=np.uint8)
 out = {
