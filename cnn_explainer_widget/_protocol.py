@@ -147,40 +147,59 @@ def encode_activations(
     With ``derive`` (the default) ReLU and max-pool maps are sent as recipes (`_derivation`)
     rather than numbers; ``derive=False`` sends every map (the front end's test fixtures use it
     as the ground truth the rebuilt maps are checked against).
+
+    Each map sent is copied once, channel first, straight into the payload's buffer, and its
+    ranges are reduced over that contiguous copy (reducing over a transposed view is about
+    nine times slower). A derived ReLU's ranges are its source's through the ReLU
+    (``max(0, ·)`` is monotone, so that is exact).
     """
-    chunks: list[np.ndarray] = []
-    entries: list[dict[str, Any]] = []
+    plan: list[tuple[str, np.ndarray, dict[str, Any] | None]] = []
     previous = "input"
+    total = 0
     for layer in (None, *network.layers):
         name = "input" if layer is None else layer.name
         if layer is not None and layer.kind == "flatten":
             previous = name
             continue
         value = np.asarray(network.output_of(acts, name), np.float32)
-        if value.ndim == 3:
-            value = value.transpose(2, 0, 1)
-            lo, hi = value.min(axis=(1, 2)), value.max(axis=(1, 2))
-        else:
-            lo, hi = value.min(keepdims=True), value.max(keepdims=True)
-        entry: dict[str, Any] = {
-            "name": name, "shape": list(value.shape), "min": lo.tolist(), "max": hi.tolist()
-        }  # fmt: skip
         derived = None if layer is None or not derive else _derivation(layer, previous)
+        if derived is None:
+            total += value.size
+        plan.append((name, value, derived))
+        previous = name
+    data = np.empty(total, "<f4")
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    entries: list[dict[str, Any]] = []
+    offset = 0
+    for name, value, derived in plan:
+        shape = [value.shape[2], *value.shape[:2]] if value.ndim == 3 else list(value.shape)
+        entry: dict[str, Any] = {"name": name, "shape": shape}
+        if derived is not None and derived["op"] == "relu":
+            lo, hi = ranges[derived["from"]]
+            lo, hi = np.maximum(lo, 0), np.maximum(hi, 0)
+        else:
+            if derived is None:
+                flat = data[offset : offset + value.size]
+                entry["offset"] = offset
+                offset += value.size
+            else:
+                flat = np.empty(value.size, np.float32)
+            if value.ndim == 3:
+                np.copyto(flat.reshape(shape), value.transpose(2, 0, 1))
+                channels = flat.reshape(shape[0], -1)
+                lo, hi = channels.min(axis=1), channels.max(axis=1)
+            else:
+                np.copyto(flat, value.reshape(-1))
+                lo, hi = flat.min(keepdims=True), flat.max(keepdims=True)
+        ranges[name] = (lo, hi)
+        entry["min"], entry["max"] = lo.tolist(), hi.tolist()
         if derived is not None:
             entry["derived"] = derived
-        else:
-            entry["chunk"] = len(chunks)
-            chunks.append(value)
         entries.append(entry)
-        previous = name
-    data, offsets = _pack(chunks)
-    for entry in entries:
-        if "chunk" in entry:
-            entry["offset"] = offsets[entry.pop("chunk")]
     return {
         "version": PROTOCOL_VERSION,
         "seq": seq,
         "image": {"name": image_name, "source": image_source},
         "layers": entries,
-        "data": data,
+        "data": data.tobytes(),
     }

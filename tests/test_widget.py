@@ -75,6 +75,16 @@ def test_set_image_recomputes(fresh, image_dir):
     assert e["min"] == pytest.approx(expected["conv_2_1"].min(axis=(0, 1)).tolist())
 
 
+def test_payload_ranges_are_every_maps_true_range(fresh):
+    # Sent maps, maps sent as recipes (ReLU ranges come from their source's) and 1-D layers.
+    net, acts = fresh._net, fresh.activations
+    for e in fresh._activations["layers"]:
+        value = net.output_of(acts, e["name"])
+        axes = (0, 1) if value.ndim == 3 else None
+        assert e["min"] == np.atleast_1d(value.min(axis=axes)).tolist(), e["name"]
+        assert e["max"] == np.atleast_1d(value.max(axis=axes)).tolist(), e["name"]
+
+
 def test_set_image_sources(fresh, image_dir):
     fresh.set_image(Image.open(image_dir / "pizza_1.jpeg"))
     assert fresh.prediction == "pizza"
