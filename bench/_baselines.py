@@ -170,7 +170,7 @@ def torch_runner(network: Network, threads: int = 2) -> Callable[[Any], dict]:
         "leaky_relu": lambda t, negative_slope=0.01: F.leaky_relu(t, negative_slope),
         "gelu": lambda t, approximate=True: F.gelu(
             t, approximate="tanh" if approximate else "none"
-        ),  # noqa: E501
+        ),
     }
     keys = network.keys[1:]
 
