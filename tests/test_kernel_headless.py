@@ -408,7 +408,7 @@ _before = _rss()
 _seq0 = w._activations['seq']
 for i in range(2000):
     w.image = _image(i)
-    time.sleep(0.002)  # paced as a person or a display loop would be (see the test's docstring)
+    time.sleep(0.004)  # paced as a person or a display loop would be (see the test's docstring)
 for i in range(2000):
     _select(i)
 gc.collect()
@@ -419,7 +419,7 @@ print(json.dumps({'growth': _rss() - _before, 'updates': w._activations['seq'] -
 def test_long_session_in_the_kernel_keeps_memory_flat(kernel):
     """2,000 image updates and 2,000 selections, each sent over the comm: RSS within 30 MB.
 
-    The updates are paced 2 ms apart: an update (405 KB) is now made in about 1 ms, faster than
+    The updates are paced 4 ms apart: an update (405 KB) is now made in about 1 ms, faster than
     this test's client reads them, and unpaced the depth of zmq's send queue (up to 1,000
     messages, ~260 MB measured), not a leak, showed as RSS.
     """
