@@ -19,6 +19,8 @@ import traitlets
 from cnn_explainer_widget import _export
 from cnn_explainer_widget._protocol import encode_activations, encode_network
 from cnn_explainer_widget._text import short
+from cnn_explainer_widget._whyif import OVERLAYS, effective_target, overlay_payload, top_payload
+from cnn_explainer_widget.attribution import resolve_target
 from cnn_explainer_widget.explain import Neuron, explain_neuron
 from cnn_explainer_widget.images import (
     DEFAULT_IMAGES,
@@ -28,6 +30,7 @@ from cnn_explainer_widget.images import (
 )
 from cnn_explainer_widget.model import as_network
 from cnn_explainer_widget.network import Network, SelectionError
+from cnn_explainer_widget.scan import scan
 from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 _STATIC = Path(__file__).parent / "static"
@@ -39,10 +42,16 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 #: default), "module" one per block (up to and including a pooling layer), "global" one for all
 #: hidden layers, "neuron" one per neuron.
 COLOR_SCALES = ("unit", "module", "global", "neuron")
+#: Traits the front end may set (anything else it sends is refused).
+BROWSER_TRAITS = ("selected", "color_scale", "ablated", "overlay", "overlay_target")
 
 
 class InvalidSelection(traitlets.TraitError, SelectionError):
     """A ``selected`` value that does not name a neuron of the network (a `ValueError`)."""
+
+
+class InvalidAblation(traitlets.TraitError, ValueError):
+    """An ``ablated`` value that does not name neurons of the network."""
 
 
 class CNNExplainer(anywidget.AnyWidget):
@@ -101,6 +110,33 @@ class CNNExplainer(anywidget.AnyWidget):
     busy = traitlets.Bool(False, help="py→js. True while the kernel computes an image.").tag(
         sync=True
     )
+    # Any, not Dict: the validator gives the clear message for every bad value.
+    ablated = traitlets.Any(
+        help=(
+            "Both ways. Neurons switched off, {layer: [index, ...]} (as activations(ablate=...)):"
+            " their outputs are 0 and every later layer is recomputed. A click on a neuron's "
+            "on/off control (or the O key on a focused neuron) sets it; {} switches all on."
+        ),
+    ).tag(sync=True)
+    overlay = traitlets.Unicode(
+        "none",
+        help="Both ways. What is overlaid on the input: 'none', 'saliency' or 'grad_cam'.",
+    ).tag(sync=True)
+    overlay_target = traitlets.Any(
+        None,
+        allow_none=True,
+        help=(
+            "Both ways. Whose saliency / Grad-CAM the overlay shows: None (the predicted "
+            "class), a class name or index, 'selected' (the selected neuron, else the "
+            "prediction), or a neuron {'layer': str, 'index': int}."
+        ),
+    ).tag(sync=True)
+    _overlay = traitlets.Dict(help="py→js: the overlay map, normalised, and its range.").tag(
+        sync=True
+    )
+    _top = traitlets.Dict(help="py→js: the strip of top images of show_top_activations.").tag(
+        sync=True
+    )
 
     def __init__(
         self,
@@ -119,6 +155,8 @@ class CNNExplainer(anywidget.AnyWidget):
             )
         self._net: Network = network
         self._seq = 0
+        self._top_images: list[np.ndarray] = []
+        self._top_names: list[str] = []
         first_name, first_label = DEFAULT_IMAGES[0]
         if image is None:
             (pixels, info), name = self._load(default_image_path(first_name)), first_label
@@ -173,15 +211,110 @@ class CNNExplainer(anywidget.AnyWidget):
         return load_image_with_info(source, size=h, channels=c)
 
     def _show(self, pixels: np.ndarray, info: ImageInfo, name: str, source: str) -> None:
-        acts = self._net.activations(pixels)
+        ablated = self.ablated or {}
+        acts = self._net.activations(pixels, ablate=ablated)
         self._seq += 1
-        payload = encode_activations(self._net, acts, self._seq, name, source)
+        payload = encode_activations(
+            self._net, acts, self._seq, name, source, derive=_derivable(self._net, ablated)
+        )
         self._image, self._acts, self._image_name = pixels, acts, name
         self._image_info = info
+        overlay = self._overlay_for(pixels, acts)
         with self.hold_sync():
             self._activations = payload
+            self._overlay = overlay
             self._image_notice = info.notice(name)
             self.error = ""
+
+    # ---- why, what if, which images ----------------------------------------------------------
+
+    @traitlets.default("ablated")
+    def _default_ablated(self) -> dict[str, list[int]]:
+        return {}
+
+    @traitlets.validate("ablated")
+    def _validate_ablated(self, proposal: dict[str, Any]) -> dict[str, list[int]]:
+        try:
+            off = self._net.normalise_ablation(proposal["value"])
+        except ValueError as exc:
+            raise InvalidAblation(str(exc)) from None
+        return {name: list(indices) for name, indices in off.items()}
+
+    @traitlets.observe("ablated")
+    def _ablated_changed(self, change: dict[str, Any]) -> None:
+        if hasattr(self, "_image") and change["old"] != change["new"]:
+            self._show(self._image, self._image_info, self._image_name, "ablation")
+
+    @traitlets.validate("overlay")
+    def _validate_overlay(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if value not in OVERLAYS:
+            raise traitlets.TraitError(f"overlay must be one of {OVERLAYS}, got {short(value)}")
+        return value
+
+    @traitlets.validate("overlay_target")
+    def _validate_overlay_target(self, proposal: dict[str, Any]) -> Any:
+        value = proposal["value"]
+        if value is None or (value == "selected" and "selected" not in self._net.classes):
+            return value
+        try:
+            resolve_target(self._net, value)
+        except (ValueError, TypeError) as exc:
+            raise traitlets.TraitError(f"overlay_target: {exc}") from None
+        return dict(value) if isinstance(value, dict) else value
+
+    @traitlets.observe("overlay", "overlay_target")
+    def _overlay_changed(self, change: dict[str, Any]) -> None:
+        if hasattr(self, "_acts"):
+            self._overlay = self._overlay_for(self._image, self._acts)
+
+    @traitlets.observe("selected")
+    def _selected_changed(self, change: dict[str, Any]) -> None:
+        if self.overlay != "none" and self.overlay_target == "selected" and hasattr(self, "_acts"):
+            self._overlay = self._overlay_for(self._image, self._acts)
+
+    def _overlay_for(self, pixels: np.ndarray, acts: dict[str, np.ndarray]) -> dict[str, Any]:
+        if self.overlay == "none":
+            return {}
+        prediction = self._net.classes[int(np.argmax(acts["probabilities"]))]
+        target = effective_target(self._net, self.overlay_target, self.selected, prediction)
+        return overlay_payload(self._net, pixels, self.overlay, target, self.ablated or {})
+
+    def show_top_activations(
+        self,
+        images: Any,
+        layer: str | None = None,
+        index: int | None = None,
+        k: int = 9,
+        batch_size: int = 256,
+        *,
+        progress: bool = True,
+    ) -> list[tuple[int, float, tuple[int, int]]]:
+        """Scan ``images`` for the ``k`` that excite a neuron most and show them in a strip.
+
+        The neuron is ``(layer, index)``, by default the selected one. ``images`` is anything
+        `top_activations` takes (an array, a folder, an iterable). Each thumbnail outlines the
+        receptive field of the map's maximum; clicking one shows that image in the widget.
+        The switched-off neurons (`ablated`) stay on for the scan. Returns the top list, as
+        `top_activations` does.
+        """
+        if layer is None or index is None:
+            sel = self.selected
+            if sel is None or sel["layer"] == "input":
+                raise ValueError(
+                    "select a neuron first (click one, or set w.selected) or give layer= and index="
+                )
+            layer = sel["layer"] if layer is None else layer
+            index = sel["index"] if index is None else index
+        result = scan(self._net, images, layer, index, k, batch_size, progress=progress,
+                      keep_images=True)  # fmt: skip
+        assert result.images is not None
+        self._top_images = result.images
+        self._top_names = [
+            f"top {r + 1} of {layer}[{index}] (image {i})" for r, (i, _, _) in enumerate(result.top)
+        ]
+        self._top = top_payload(self._net, result, layer, index)
+        return result.top
 
     # ---- read-outs -------------------------------------------------------------------------
 
@@ -280,7 +413,8 @@ class CNNExplainer(anywidget.AnyWidget):
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply state sent by the front end, refusing anything invalid.
 
-        Only ``selected`` and ``color_scale`` may be set from the browser. An invalid value is
+        Only `BROWSER_TRAITS` (``selected``, ``color_scale``, ``ablated``, ``overlay``,
+        ``overlay_target``) may be set from the browser. An invalid value is
         dropped (the previous value stays) and the current value is sent back, so the view
         re-synchronises with the kernel.
         """
@@ -294,11 +428,23 @@ class CNNExplainer(anywidget.AnyWidget):
                     refused.append(key)
             elif key == "color_scale" and isinstance(value, str) and value in COLOR_SCALES:
                 accepted[key] = value
+            elif key == "ablated":
+                try:
+                    accepted[key] = self._validate_ablated({"value": value})
+                except ValueError:
+                    refused.append(key)
+            elif key == "overlay" and isinstance(value, str) and value in OVERLAYS:
+                accepted[key] = value
+            elif key == "overlay_target":
+                try:
+                    accepted[key] = self._validate_overlay_target({"value": value})
+                except traitlets.TraitError:
+                    refused.append(key)
             else:
                 refused.append(key)
         if accepted:
             super().set_state(accepted)
-        resend = [k for k in refused if k in ("selected", "color_scale")]
+        resend = [k for k in refused if k in BROWSER_TRAITS]
         if resend:
             self.send_state(resend)
 
@@ -323,6 +469,12 @@ class CNNExplainer(anywidget.AnyWidget):
                 if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):
                     file_name, label = DEFAULT_IMAGES[index]
                     self._show(*self._load(default_image_path(file_name)), label, "default")
+            elif kind == "show_top":
+                rank = content.get("rank")
+                if type(rank) is int and 0 <= rank < len(self._top_images):
+                    pixels = self._top_images[rank]
+                    info = ImageInfo(pixels.shape[1], pixels.shape[0], pixels.shape[0])
+                    self._show(pixels, info, self._top_names[rank], "top")
         # Callbacks a user registered with on_msg still run.
         super()._handle_custom_msg(content, buffers)
 
@@ -364,6 +516,11 @@ def _checked_selection(network: Network, value: Any) -> dict[str, Any] | None:
         raise InvalidSelection(str(exc)) from None
 
 
+def _derivable(network: Network, ablated: dict[str, list[int]]) -> bool:
+    """Whether ReLU and max-pool maps may travel as recipes: not when one of them is ablated."""
+    return all(network.layer(name).kind not in ("activation", "pool") for name in ablated)
+
+
 def _describe_source(source: Any) -> str:
     if isinstance(source, str | os.PathLike):
         return Path(source).name
@@ -374,4 +531,10 @@ def _describe_source(source: Any) -> str:
     return type(source).__name__
 
 
-__all__ = ["COLOR_SCALES", "MAX_UPLOAD_BYTES", "CNNExplainer", "InvalidSelection"]
+__all__ = [
+    "COLOR_SCALES",
+    "MAX_UPLOAD_BYTES",
+    "CNNExplainer",
+    "InvalidAblation",
+    "InvalidSelection",
+]
