@@ -18,6 +18,7 @@ import {
 import { ErrorBanner } from "./ui/banner";
 import { h } from "./ui/dom";
 import { type Thumbnail, Toolbar } from "./ui/toolbar";
+import { WhyIf, type WhyIfModel } from "./whyif/whyif";
 
 export interface WidgetModel {
   _network: NetworkMessage | Record<string, never>;
@@ -44,6 +45,7 @@ export class CnnExplainerView {
   private readonly overview: Overview;
   private readonly detailHost: HTMLDivElement;
   private readonly ro: ResizeObserver | null;
+  private readonly whyif: WhyIf;
   private network: Network | null = null;
   private acts: Activations | null = null;
   private scale: ColorScale = "unit";
@@ -98,6 +100,7 @@ export class CnnExplainerView {
     this.detailHost.hidden = true;
     this.root.append(this.detailHost, h("div", { class: "cnnx-drop-hint", "aria-hidden": "true" }, "Drop an image to explain it"));
     el.append(this.root);
+    this.whyif = new WhyIf(this.root, model as unknown as AnyModel<WhyIfModel>, () => this.network);
 
     this.on("change:_network", () => {
       this.networkDirty = true;
@@ -382,6 +385,7 @@ export class CnnExplainerView {
     if (this.timer) clearTimeout(this.timer);
     this.ro?.disconnect();
     this.detail?.destroy();
+    this.whyif.destroy();
     this.toolbar.destroy();
     this.overview.destroy();
     this.root.remove();
