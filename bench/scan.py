@@ -16,8 +16,9 @@ each median of 3 runs, alternating in the same process:
 
 Both give the same top-9 list (checked). Part 2: peak RSS of a fresh process that scans
 100,000 images from a generator (each image made on the fly, never all in memory) with
-``top_activations``, read from ``resource.getrusage`` (ru_maxrss), next to the RSS the same
-process had after importing and compiling on a first small scan.
+``top_activations``, read from ``/proc/self/status`` (VmHWM, the process's high-water mark),
+next to the peak the same process had reached after importing and compiling on a first small
+scan.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ from cnn_explainer_widget import DEFAULT_IMAGES, activations, load_image, top_ac
 from cnn_explainer_widget.tiny_vgg import tiny_vgg_network  # noqa: E402
 
 RSS_SCRIPT = """
-import resource, sys, json
+import sys, json
 import numpy as np
 from cnn_explainer_widget import top_activations
 n = int(sys.argv[1])
 def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's over fork + exec).
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 def stream(count):
     rng = np.random.default_rng(0)
     for _ in range(count):

@@ -67,10 +67,32 @@ class _Scanner:
         self.fn = jax.jit(sharded, compiler_options=_compiler_options())
 
 
+#: Images per step inside one device's share of a batch (None: the whole share at once).
+CHUNK: int | None = 8
+
+
 def _max_of_map(
     layers: tuple[Layer, ...], params: dict, batch: jax.Array, index: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """Max of channel ``index``'s map for each image, and its first row-major position."""
+    """Max of channel ``index``'s map for each image, and its first row-major position.
+
+    The device's share is computed ``CHUNK`` images at a time (a ``lax.map``), so each layer's
+    maps stay in cache instead of streaming a whole batch's through memory.
+    """
+    n = batch.shape[0]
+    chunk = n if CHUNK is None else max(c for c in range(1, min(CHUNK, n) + 1) if n % c == 0)
+    if chunk < n:
+        parts = batch.reshape(n // chunk, chunk, *batch.shape[1:])
+        values, where = jax.lax.map(
+            lambda part: _max_of_map_at_once(layers, params, part, index), parts
+        )
+        return values.reshape(n), where.reshape(n)
+    return _max_of_map_at_once(layers, params, batch, index)
+
+
+def _max_of_map_at_once(
+    layers: tuple[Layer, ...], params: dict, batch: jax.Array, index: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     x = batch.astype(jnp.float32)
     if batch.dtype == jnp.uint8:
         x = x / 255.0
