@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cnn_explainer_widget._safetensors import dumps  # noqa: E402
-from cnn_explainer_widget.model import CLASS_NAMES  # noqa: E402
+from cnn_explainer_widget.tiny_vgg import CLASS_NAMES  # noqa: E402
 
 DEFAULT_SOURCE = ROOT.parent / "shared" / "cnn-explainer-original" / "weights"
 DEFAULT_OUTPUT = ROOT / "weights" / "tiny_vgg.safetensors"
