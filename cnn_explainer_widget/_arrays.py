@@ -69,14 +69,11 @@ def as_labels(
         raise ValueError(f"labels must be integer class indices (or class names), got {y.dtype}")
     if y.min() < 0:
         raise ValueError(f"labels must be class indices ≥ 0, got {int(y.min())}")
-    if classes is not None:
-        names = [str(c) for c in classes]
-        if y.max() >= len(names):
-            raise ValueError(
-                f"label {int(y.max())} is out of range for {len(names)} classes {names}"
-            )
-    else:
-        names = None
+    if classes is None:
+        return y.astype(np.int32), None
+    names = [str(c) for c in classes]
+    if y.max() >= len(names):
+        raise ValueError(f"label {int(y.max())} is out of range for {len(names)} classes {names}")
     return y.astype(np.int32), names
 
 

@@ -76,7 +76,9 @@ def conv(x: jax.Array, kernel: jax.Array, stride: tuple[int, int], padding: Padd
         if chunk < n:
             # Keep the tap products in cache: convolve `chunk` images at a time in a loop.
             parts = x.reshape(n // chunk, chunk, hp, wp, cin)
-            y = jax.lax.map(lambda part: conv(part, kernel, stride, ((0, 0), (0, 0))), parts)
+            y: jax.Array = jax.lax.map(
+                lambda part: conv(part, kernel, stride, ((0, 0), (0, 0))), parts
+            )
             return y.reshape(n, *y.shape[2:])
         taps = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(cin, kh * kw * cout)
         z = (x.reshape(-1, cin) @ taps).reshape(n, hp, wp, kh * kw, cout)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +129,7 @@ body {{ margin: 16px; background: #fff; }}
 """
 
 
-def save_html(widget: CNNExplainer, path: str | Path, title: str | None = None) -> Path:
+def save_html(widget: CNNExplainer, path: str | os.PathLike[str], title: str | None = None) -> Path:
     """Write `to_html` to ``path`` (UTF-8); return the path."""
     path = Path(path)
     path.write_text(to_html(widget, title), encoding="utf-8")

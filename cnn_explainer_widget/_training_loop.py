@@ -88,7 +88,8 @@ def fit(
     from tqdm.auto import tqdm  # imported when training, not when the package is
 
     batch_size = min(batch_size, len(x_train))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, params, *others = nnx.split(model, nnx.Param, ...)
+    rest = others[0]  # everything that is not a parameter
     opt_state = _ADAM.init(params)
     opt_state.hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
     history: dict[str, list[float]] = {

@@ -81,7 +81,9 @@ class CNNExplainer(anywidget.AnyWidget):
 
     _network = traitlets.Dict(help="py→js, once: network structure and weights.").tag(sync=True)
     _activations = traitlets.Dict(help="py→js, per image: every layer's maps.").tag(sync=True)
-    _thumbnails = traitlets.List(help="py→js, once: the default images.").tag(sync=True)
+    _thumbnails: traitlets.List[dict[str, Any]] = traitlets.List(
+        help="py→js, once: the default images."
+    ).tag(sync=True)
     _image_notice = traitlets.Unicode(
         "", help="py→js, per image: what was done to it (centre-cropped, scaled up), or ''."
     ).tag(sync=True)
@@ -403,7 +405,7 @@ class CNNExplainer(anywidget.AnyWidget):
 
     @traitlets.validate("color_scale")
     def _validate_color_scale(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"]
+        value: str = proposal["value"]
         if value not in COLOR_SCALES:
             raise traitlets.TraitError(
                 f"color_scale must be one of {COLOR_SCALES}, got {short(value)}"

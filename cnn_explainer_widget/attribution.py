@@ -117,7 +117,9 @@ def _channel_score(x: jax.Array, index: jax.Array) -> jax.Array:
     return jnp.sum(jax.lax.dynamic_index_in_dim(x, index, axis=-1, keepdims=False))
 
 
-def _run(layers: tuple[Layer, ...], params: dict, x: jax.Array, keep: dict) -> jax.Array:
+def _run(
+    layers: tuple[Layer, ...], params: dict[str, Any], x: jax.Array, keep: dict[str, Any]
+) -> jax.Array:
     for layer in layers:
         x = apply_layer(layer, params.get(layer.name, {}), x)
         if layer.name in keep:
@@ -126,7 +128,11 @@ def _run(layers: tuple[Layer, ...], params: dict, x: jax.Array, keep: dict) -> j
 
 
 def _saliency_fn(
-    layers: tuple[Layer, ...], params: dict, x: jax.Array, index: jax.Array, keep: dict
+    layers: tuple[Layer, ...],
+    params: dict[str, Any],
+    x: jax.Array,
+    index: jax.Array,
+    keep: dict[str, Any],
 ) -> Any:
     return jax.grad(lambda image: _channel_score(_run(layers, params, image, keep), index))(x)
 
@@ -134,10 +140,10 @@ def _saliency_fn(
 def _grad_cam_fn(
     head: tuple[Layer, ...],
     tail: tuple[Layer, ...],
-    params: dict,
+    params: dict[str, Any],
     x: jax.Array,
     index: jax.Array,
-    keep: dict,
+    keep: dict[str, Any],
 ) -> jax.Array:
     maps = _run(head, params, x, keep)  # (1, h, w, C): the A_k
     grads = jax.grad(lambda a: _channel_score(_run(tail, params, a, keep), index))(maps)
@@ -163,13 +169,13 @@ def _keep_masks(network: Network, ablate: Any) -> dict[str, np.ndarray]:
 
 
 def _one_image(network: Network, x: Any) -> np.ndarray:
-    x = network._check_input(x)
-    if x.ndim != 3:
+    image = network._check_input(x)
+    if image.ndim != 3:
         raise ValueError(
-            f"expected one image shaped {network.input_shape}, got shape {x.shape} "
+            f"expected one image shaped {network.input_shape}, got shape {image.shape} "
             "(call once per image)"
         )
-    return x
+    return image
 
 
 def saliency(x: np.ndarray, target: Any, model: Any = None, ablate: Any = None) -> np.ndarray:

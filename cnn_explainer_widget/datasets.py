@@ -48,7 +48,8 @@ def _shape_mask(kind: int, size: int, rng: np.random.Generator) -> np.ndarray:
         for k in range(corners):
             theta = angle + 2.0 * np.pi * k / corners
             inside &= dx * np.cos(theta) + dy * np.sin(theta) <= apothem
-    return inside.reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean(axis=(1, 3))
+    coverage: np.ndarray = inside.reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean(axis=(1, 3))
+    return coverage
 
 
 def make_shapes(

@@ -97,43 +97,48 @@ def explain_neuron(
     position in a spatial neuron's map. Indices must be valid (the widget validates them first).
     """
     has_pos = y is not None and x is not None
+    # The position as plain ints (read only when has_pos).
+    py, px = (y, x) if y is not None and x is not None else (0, 0)
     if layer == "input":
         image = acts["input"]
-        window = image[y : y + 1, x : x + 1, index] if has_pos else None
+        window = image[py : py + 1, px : px + 1, index] if has_pos else None
         return Neuron(
             layer, index, "input", image[..., index], image,
             y=y, x=x, window=window,
-            value=float(image[y, x, index]) if has_pos else None,
+            value=float(image[py, px, index]) if has_pos else None,
         )  # fmt: skip
     spec = network.layer(layer)
     out = network.output_of(acts, layer)
     prev = network.input_of(acts, layer)
     params = network.params.get(layer, {})
+    weights, biases = params.get("kernel"), params.get("bias")
     if spec.kind == "conv":
-        kernel = params["kernel"][..., index]
-        bias = None if params.get("bias") is None else float(params["bias"][index])
-        window = _padded_window(prev, spec, y, x, 0.0) if has_pos else None
+        assert weights is not None
+        kernel = weights[..., index]
+        bias = None if biases is None else float(biases[index])
+        window = _padded_window(prev, spec, py, px, 0.0) if has_pos else None
         return Neuron(
             layer, index, "conv", out[..., index], prev, kernel=kernel, bias=bias,
-            y=y, x=x, window=window, value=float(out[y, x, index]) if has_pos else None,
+            y=y, x=x, window=window, value=float(out[py, px, index]) if has_pos else None,
         )  # fmt: skip
     if spec.kind in ("activation", "pool"):
         if spec.kind == "pool":
             kind: NeuronKind = "pool"
             fill = np.nan
-            window = _padded_window(prev, spec, y, x, fill)[..., index] if has_pos else None
+            window = _padded_window(prev, spec, py, px, fill)[..., index] if has_pos else None
         else:
             kind = "relu" if spec.function == "relu" else "activation"
-            window = prev[y : y + 1, x : x + 1, index] if has_pos and prev.ndim == 3 else None
+            window = prev[py : py + 1, px : px + 1, index] if has_pos and prev.ndim == 3 else None
         if prev.ndim == 1:  # an activation after a dense layer
             return Neuron(layer, index, kind, float(out[index]), prev[index : index + 1])
         return Neuron(
             layer, index, kind, out[..., index], prev[..., index],
-            y=y, x=x, window=window, value=float(out[y, x, index]) if has_pos else None,
+            y=y, x=x, window=window, value=float(out[py, px, index]) if has_pos else None,
         )  # fmt: skip
     if spec.kind == "dense":
-        kernel = params["kernel"][:, index]
-        bias = None if params.get("bias") is None else float(params["bias"][index])
+        assert weights is not None
+        kernel = weights[:, index]
+        bias = None if biases is None else float(biases[index])
         if network.key_of(layer) == "logits":
             return Neuron(
                 layer, index, "output", float(acts["probabilities"][index]), prev,

@@ -52,6 +52,16 @@ def _pool_op(fn: Any) -> str | None:
     return None
 
 
+def _pair(value: Any, what: str, where: str) -> tuple[int, int]:
+    """A (height, width) pair from an int or two ints."""
+    if isinstance(value, int):
+        return (value, value)
+    values = tuple(int(v) for v in value)
+    if len(values) != 2:
+        raise ValueError(f"{where}: {what} must be one or two integers, got {value!r}")
+    return (values[0], values[1])
+
+
 def _describe_item(item: Any) -> str:
     if isinstance(item, functools.partial):
         return f"functools.partial({getattr(item.func, '__name__', item.func)!r}, ...)"
@@ -109,7 +119,7 @@ def network_from_layers(
             if cin != shape[2]:
                 raise ValueError(f"{where}: expects {cin} input channels, gets {shape[2]}")
             strides = item.strides if item.strides is not None else 1
-            stride = (strides, strides) if isinstance(strides, int) else tuple(strides)
+            stride = _pair(strides, "strides", where)
             if isinstance(item.padding, str) and item.padding.upper() not in ("SAME", "VALID"):
                 raise ValueError(f"{where}: padding {item.padding!r} is not supported")
             padding = resolve_padding(item.padding, shape[:2], (kh, kw), stride)
@@ -121,9 +131,7 @@ def network_from_layers(
             bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
             params[layer_name] = {"kernel": kernel, "bias": bias}
             new_shape: tuple[int, ...] = (oh, ow, cout)
-            layers.append(
-                Layer(layer_name, "conv", shape, new_shape, (kh, kw), stride, padding)  # type: ignore[arg-type]
-            )
+            layers.append(Layer(layer_name, "conv", shape, new_shape, (kh, kw), stride, padding))
         elif isinstance(item, nnx.Linear):
             kernel = np.asarray(item.kernel[...], np.float32)
             if len(shape) != 1 or kernel.shape[0] != shape[0]:
@@ -149,8 +157,8 @@ def network_from_layers(
             if len(shape) != 3:
                 raise ValueError(f"{where}: pooling needs an (H, W, C) input, got shape {shape}")
             kw_ = item.keywords
-            window = tuple(int(v) for v in kw_["window_shape"])
-            stride = tuple(int(v) for v in (kw_.get("strides") or window))
+            window = _pair(kw_["window_shape"], "window_shape", where)
+            stride = _pair(kw_.get("strides") or window, "strides", where)
             padding = resolve_padding(kw_.get("padding", "VALID"), shape[:2], window, stride)
             oh = conv_output_size(shape[0], window[0], stride[0], *padding[0])
             ow = conv_output_size(shape[1], window[1], stride[1], *padding[1])
@@ -168,7 +176,7 @@ def network_from_layers(
                     (oh, ow, shape[2]),
                     window,
                     stride,
-                    padding,  # type: ignore[arg-type]
+                    padding,
                     function=op,
                     options=options,
                 )
@@ -256,7 +264,8 @@ def logits(model: nnx.Module, x: jax.Array) -> jax.Array:
         for layer in layers:
             x = layer(x)
         return x
-    return model(x)  # type: ignore[operator]
+    scores: jax.Array = model(x)
+    return scores
 
 
 __all__ = [

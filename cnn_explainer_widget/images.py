@@ -378,9 +378,11 @@ def _halve_axis(a: np.ndarray, axis: int) -> np.ndarray:
         return a[tuple(index)]
 
     if n % 2 == 0:
-        return (every_other(0, 2 * m) + every_other(1, 2 * m)) * 0.5
+        pairs: np.ndarray = (every_other(0, 2 * m) + every_other(1, 2 * m)) * 0.5
+        return pairs
     centre = every_other(1, 2 * m + 1)
-    return (every_other(0, 2 * m) + 2 * centre + every_other(2, 2 * m + 1)) * 0.25
+    triples: np.ndarray = (every_other(0, 2 * m) + 2 * centre + every_other(2, 2 * m + 1)) * 0.25
+    return triples
 
 
 def _bilinear(a: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -394,5 +396,5 @@ def _bilinear(a: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     wx = (xs - x0)[None, :, None]
     top = a[y0][:, x0] * (1 - wx) + a[y0][:, x1] * wx
     bottom = a[y1][:, x0] * (1 - wx) + a[y1][:, x1] * wx
-    out = top * (1 - wy) + bottom * wy
+    out: np.ndarray = top * (1 - wy) + bottom * wy
     return out / 255.0 if a.dtype == np.uint8 else out

@@ -78,17 +78,13 @@ def resolve_padding(
 ) -> Padding:
     """Turn a Flax/lax padding spec ('SAME', 'VALID', int, or pairs) into explicit numbers."""
     if isinstance(padding, str):
-        mode = padding.upper()
-        if mode == "VALID":
-            return ((0, 0), (0, 0))
-        if mode == "SAME":
-            pads = []
-            for n, k, s in zip(in_hw, kernel, stride, strict=True):
-                out = -(-n // s)
-                total = max((out - 1) * s + k - n, 0)
-                pads.append((total // 2, total - total // 2))
-            return (pads[0], pads[1])
-        raise ValueError(f"padding {padding!r} is not supported; use 'SAME', 'VALID' or numbers")
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(
+                f"padding {padding!r} is not supported; use 'SAME', 'VALID' or numbers"
+            )
+        # lax's own rule, as nnx.Conv and nnx.max_pool apply it (SAME: the odd cell after).
+        (t, b), (left, r) = jax.lax.padtype_to_pads(in_hw, kernel, stride, padding.upper())
+        return ((int(t), int(b)), (int(left), int(r)))
     if isinstance(padding, int):
         return ((padding, padding), (padding, padding))
     pairs = [tuple(p) if isinstance(p, Sequence) else (int(p), int(p)) for p in padding]

@@ -153,8 +153,8 @@ def _from_parts(
     specs = _field(metadata, "layers", source)
     if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
         raise WeightsFileError(f"{source}: metadata field 'layers' must be a list of layers")
-    history = metadata.get("history")
-    history = json.loads(history) if history else {}
+    history_text = metadata.get("history")
+    history = json.loads(history_text) if history_text else {}
     best_epoch = json.loads(metadata.get("best_epoch", "null"))
 
     items: list[Any] = []

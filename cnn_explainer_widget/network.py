@@ -93,8 +93,7 @@ class Network:
             self.layers == other.layers
             and self.input_shape == other.input_shape
             and self.classes == other.classes
-            and jax.tree_util.tree_structure(self._device_params)
-            == jax.tree_util.tree_structure(other._device_params)
+            and _structure(self.params) == _structure(other.params)
             and all(
                 a.shape == b.shape
                 for a, b in zip(self._param_leaves, other._param_leaves, strict=True)
@@ -279,18 +278,23 @@ class Network:
                 f"(N, {', '.join(map(str, self.input_shape))})), got {type(x).__name__}; "
                 "use load_image() to turn a path, PIL image or bytes into one"
             )
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiu":
-            raise TypeError(f"expected a numeric image array, got dtype {x.dtype}")
-        if x.shape[-3:] != self.input_shape or x.ndim not in (3, 4):
+        array = np.asarray(x)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"expected a numeric image array, got dtype {array.dtype}")
+        if array.shape[-3:] != self.input_shape or array.ndim not in (3, 4):
             raise ValueError(
                 f"expected an image shaped {self.input_shape} or a batch (N, "
-                f"{', '.join(map(str, self.input_shape))}), got shape {x.shape}"
+                f"{', '.join(map(str, self.input_shape))}), got shape {array.shape}"
             )
-        x = x.astype(np.float32, copy=False)
-        if not np.isfinite(x).all():
+        array = array.astype(np.float32, copy=False)
+        if not np.isfinite(array).all():
             raise ValueError("image contains NaN or infinite values")
-        return x
+        return array
+
+
+def _structure(params: dict[str, dict[str, np.ndarray | None]]) -> dict[str, dict[str, bool]]:
+    """The tree structure of ``params``: its keys, and which entries are None (no bias)."""
+    return {k: {n: v is None for n, v in p.items()} for k, p in params.items()}
 
 
 def _compiler_options() -> dict[str, Any] | None:
@@ -337,13 +341,14 @@ def _forward_flat(
     return tuple(outputs)
 
 
-def apply_layer(layer: Layer, p: dict, x: jax.Array) -> jax.Array:
+def apply_layer(layer: Layer, p: dict[str, Any], x: jax.Array) -> jax.Array:
     """Apply one layer to a batch ``x`` (NHWC for spatial layers, (N, F) otherwise)."""
     if layer.kind == "conv":
         assert layer.stride and layer.padding
         y = conv(x, p["kernel"], layer.stride, layer.padding)
         return y if p.get("bias") is None else y + p["bias"]
     if layer.kind == "activation":
+        assert layer.function is not None
         return ACTIVATIONS[layer.function](x, **layer.options)
     if layer.kind == "pool":
         assert layer.kernel_size and layer.stride and layer.padding
@@ -351,18 +356,19 @@ def apply_layer(layer: Layer, p: dict, x: jax.Array) -> jax.Array:
         strides = (1, *layer.stride, 1)
         pads = ((0, 0), *layer.padding, (0, 0))
         if layer.function == "max":
-            return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, pads)
-        total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pads)
+            peak: jax.Array = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, pads)
+            return peak
+        total: jax.Array = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pads)
         if layer.options.get("count_include_pad", True):
             return total / math.prod(layer.kernel_size)
         ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-        counts = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, strides, pads)
+        counts: jax.Array = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, strides, pads)
         return total / counts
     if layer.kind == "flatten":
         return x.reshape(x.shape[0], -1)
     if layer.kind == "dense":
-        y = x @ p["kernel"]
-        return y if p.get("bias") is None else y + p["bias"]
+        product: jax.Array = x @ p["kernel"]
+        return product if p.get("bias") is None else product + p["bias"]
     if layer.kind == "softmax":
         return jax.nn.softmax(x, axis=-1)
     raise ValueError(f"unknown layer kind {layer.kind!r}")

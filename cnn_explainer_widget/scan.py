@@ -18,7 +18,7 @@ import functools
 import math
 import os
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ CHUNK: int | None = 8
 
 
 def _max_of_map(
-    layers: tuple[Layer, ...], params: dict, batch: jax.Array, index: jax.Array
+    layers: tuple[Layer, ...], params: dict[str, Any], batch: jax.Array, index: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Max of channel ``index``'s map for each image, and its first row-major position.
 
@@ -273,7 +273,7 @@ def _source(network: Network, images: Any) -> tuple[Iterator[np.ndarray] | np.nd
             "images must be an array (N, H, W, C), a folder path, or an iterable of images; "
             f"got {type(images).__name__}"
         )
-    total = len(images) if hasattr(images, "__len__") else None
+    total = len(images) if isinstance(images, Sized) else None
     return (_one(network, item, i) for i, item in enumerate(images)), total
 
 

@@ -115,14 +115,14 @@ def train(
         )
     model_shape = _model_input_shape(model, data, image_size, channels)
     x, y, class_names = _load_data(data, labels, classes, model_shape, image_size, channels)
-    input_shape = x.shape[1:]
+    input_shape: tuple[int, int, int] = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
     if model is None:
         if class_names is None:
             class_names = [f"class {k}" for k in range(int(y.max()) + 1)]
         model = make_tiny_vgg(input_shape, len(class_names), rngs=nnx.Rngs(seed))
         layer_names, name = LAYER_NAMES, "Tiny VGG"
     # Refuse what the widget cannot explain before spending time on training.
-    network = as_network(model, None, input_shape)  # type: ignore[arg-type]
+    network = as_network(model, None, input_shape)
     if network.input_shape != input_shape:
         raise ValueError(f"the model takes {network.input_shape} images, the data is {input_shape}")
     n_out = network.layers[-1].output_shape[0]
@@ -159,7 +159,7 @@ def train(
     return TrainedModel(
         model=model,
         classes=tuple(class_names),
-        input_shape=input_shape,  # type: ignore[arg-type]
+        input_shape=input_shape,
         history=history,
         best_epoch=best_epoch,
         layer_names=layer_names,
@@ -217,6 +217,7 @@ def _load_data(
     image_size: int | None,
     channels: int | None,
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    names: list[str] | None
     if _is_folder(data):
         if labels is not None:
             raise ValueError("labels come from the sub-folders of a folder; give labels=None")

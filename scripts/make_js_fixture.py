@@ -61,33 +61,35 @@ def odd_model() -> nnx.Sequential:
     )
 
 
-def dump(name: str, network: Network, acts: dict[str, np.ndarray], image_name: str) -> None:
-    """Write one network's and one image's messages."""
+def dump(
+    out: Path, name: str, network: Network, acts: dict[str, np.ndarray], image_name: str
+) -> None:
+    """Write one network's and one image's messages into ``out``."""
     net_msg = encode_network(network)
-    (OUT / f"{name}.network.bin").write_bytes(net_msg.pop("data"))
-    (OUT / f"{name}.network.json").write_text(json.dumps(net_msg, indent=1) + "\n")
+    (out / f"{name}.network.bin").write_bytes(net_msg.pop("data"))
+    (out / f"{name}.network.json").write_text(json.dumps(net_msg, indent=1) + "\n")
     for stem, derive in (("activations", False), ("derived", True)):
         act_msg = encode_activations(
             network, acts, seq=1, image_name=image_name, image_source="default", derive=derive
         )
         data = act_msg.pop("data")
-        (OUT / f"{name}.{stem}.bin.gz").write_bytes(gzip.compress(data, 9, mtime=0))
-        (OUT / f"{name}.{stem}.json").write_text(json.dumps(act_msg, indent=1) + "\n")
+        (out / f"{name}.{stem}.bin.gz").write_bytes(gzip.compress(data, 9, mtime=0))
+        (out / f"{name}.{stem}.json").write_text(json.dumps(act_msg, indent=1) + "\n")
 
 
-def main() -> None:
-    """Write both fixtures."""
-    OUT.mkdir(parents=True, exist_ok=True)
+def main(out: Path = OUT) -> None:
+    """Write both fixtures into ``out`` (tests/test_js_fixtures.py writes them elsewhere)."""
+    out.mkdir(parents=True, exist_ok=True)
     image = "espresso_1.jpeg"
     x = load_image(default_image_path(image))
-    dump("tiny_vgg", tiny_vgg_network(), activations(x), image)
+    dump(out, "tiny_vgg", tiny_vgg_network(), activations(x), image)
 
     network = as_network(odd_model(), classes=list("abcde"), input_shape=(17, 17, 1))
     gray = load_image(default_image_path("koala_1.jpeg"), size=17, channels=1)
     # Centre the input on zero so the first layer sees negative values too.
-    dump("odd", network, network.activations(gray - 0.5), "koala_1.jpeg (17×17 gray − 0.5)")
-    for path in sorted(OUT.iterdir()):
-        print(f"{path.relative_to(OUT.parent.parent.parent)}: {path.stat().st_size} bytes")
+    dump(out, "odd", network, network.activations(gray - 0.5), "koala_1.jpeg (17×17 gray − 0.5)")
+    for path in sorted(out.iterdir()):
+        print(f"{path.name}: {path.stat().st_size} bytes")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -27,23 +30,15 @@ def test_ci_runs_the_readme_test_command():
     assert (ROOT / demo.split()[-1]).is_file()
 
 
-def test_wheel_contains_bundle_weights_and_images(tmp_path):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next(tmp_path.glob("*.whl"))
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*command, "-w", str(out), str(ROOT)], check=True, capture_output=True)
+    return next(out.glob("*.whl"))
+
+
+def test_wheel_contains_bundle_weights_and_images(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in [
         "cnn_explainer_widget/static/widget.js",
@@ -57,6 +52,70 @@ def test_wheel_contains_bundle_weights_and_images(tmp_path):
         assert needed in names, needed
 
 
+INSTALLED_CHECK = """
+import importlib.metadata, json, sys
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+import cnn_explainer_widget
+from cnn_explainer_widget import CNNExplainer, _widget
+from cnn_explainer_widget.tiny_vgg import weights_path
+
+# Every dependency the wheel declares is installed at a version it accepts.
+for text in importlib.metadata.requires("cnn-explainer-widget") or []:
+    req = Requirement(text)
+    if req.marker is None or req.marker.evaluate():
+        version = importlib.metadata.version(req.name)
+        assert req.specifier.contains(version, prereleases=True), (text, version)
+
+w = CNNExplainer()
+print(json.dumps({
+    "package": cnn_explainer_widget.__file__,
+    "weights": str(weights_path()),
+    "esm": str(_widget._STATIC / "widget.js"),
+    "version": cnn_explainer_widget.__version__,
+    "dist_version": importlib.metadata.version("cnn-explainer-widget"),
+    "prediction": w.prediction,
+    "prefix": sys.prefix,
+}))
+"""
+
+
+def test_the_installed_wheel_makes_a_widget(wheel, tmp_path):
+    """Install the wheel into a fresh venv and use it from there, not from this checkout.
+
+    The venv sees this environment's packages (``--system-site-packages``) for the
+    dependencies, which the check above verifies against the wheel's declared requirements;
+    the package itself is installed from the wheel and must be imported from the venv.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    result = subprocess.run(
+        [str(python), "-c", INSTALLED_CHECK],
+        cwd=tmp_path,  # not the checkout: `import cnn_explainer_widget` must find the venv's
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    site = Path(report["prefix"]).resolve()
+    for key in ("package", "weights", "esm"):
+        assert Path(report[key]).resolve().is_relative_to(site), (key, report[key])
+    assert Path(report["weights"]).is_file() and Path(report["esm"]).is_file()
+    assert report["version"] == report["dist_version"] == wheel.name.split("-")[1]
+    assert report["prediction"] == "lifeboat"
+
+
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is a test extra")
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
 def test_ruff_clean(command):
@@ -67,3 +126,35 @@ def test_ruff_clean(command):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_clean():
+    """The package type-checks under ``mypy --strict`` (configuration in pyproject.toml)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_paths_named_in_the_repository_exist():
+    """A comment or document that names a file of the repository names one that exists."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    pattern = re.compile(r"\b((?:tests|js/src|js/test|scripts|bench|docs|weights)/[\w./-]+\.\w+)")
+    stale = []
+    for name in tracked:
+        path = ROOT / name
+        if (
+            path.suffix not in {".py", ".ts", ".md", ".css", ".yml", ".toml", ""}
+            or not path.is_file()
+        ):
+            continue
+        for match in pattern.finditer(path.read_text(errors="replace")):
+            target = match.group(1).rstrip(".")
+            if (ROOT / target).exists() or "*" in target:
+                continue
+            ignored = subprocess.run(["git", "check-ignore", "-q", target], cwd=ROOT).returncode
+            if ignored != 0:  # an output the code writes (bench/results/...) is fine
+                stale.append(f"{name}: {target}")
+    assert not stale, stale

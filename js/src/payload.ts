@@ -1,6 +1,6 @@
 // Types and decoding of the kernel's payload. The schema is documented in
 // cnn_explainer_widget/_protocol.py; PROTOCOL_VERSION must equal the Python constant
-// (tests/test_protocol.py checks it).
+// (tests/test_widget.py checks it).
 
 export const PROTOCOL_VERSION = 2;
 
