@@ -249,7 +249,7 @@ class CNNExplainer(anywidget.AnyWidget):
 
     @traitlets.validate("overlay")
     def _validate_overlay(self, proposal: dict[str, Any]) -> str:
-        value = proposal["value"]
+        value: str = proposal["value"]
         if value not in OVERLAYS:
             raise traitlets.TraitError(f"overlay must be one of {OVERLAYS}, got {short(value)}")
         return value

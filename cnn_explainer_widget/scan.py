@@ -91,7 +91,7 @@ def _max_of_map(
 
 
 def _max_of_map_at_once(
-    layers: tuple[Layer, ...], params: dict, batch: jax.Array, index: jax.Array
+    layers: tuple[Layer, ...], params: dict[str, Any], batch: jax.Array, index: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     x = batch.astype(jnp.float32)
     if batch.dtype == jnp.uint8:

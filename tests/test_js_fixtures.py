@@ -38,7 +38,7 @@ def _same_json(a: Any, b: Any, where: str) -> None:
         assert isinstance(a, int | float) and isinstance(b, int | float), where
         assert np.isclose(a, b, rtol=1e-4, atol=1e-6), f"{where}: {a} != {b}"
     elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
+        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {sorted(a)} != {sorted(b)}"
         for key in a:
             _same_json(a[key], b[key], f"{where}.{key}")
     elif isinstance(a, list):
