@@ -212,6 +212,25 @@ export function paintMap(
   }
 }
 
+/** WCAG relative luminance of an sRGB colour (0–255 channels). */
+export function luminance([r, g, b]: RGB): number {
+  const lin = (c: number) => {
+    const v = c / 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+}
+
+/**
+ * Black or white, whichever reads better on a cell coloured `background` ("rgb(r,g,b)" as the
+ * palettes return, or an RGB triple): at least 4.5:1 on every colour of the palettes.
+ */
+export function textColorOn(background: string | RGB): "#000" | "#fff" {
+  const rgb: RGB = typeof background === "string" ? ((background.match(/\d+(\.\d+)?/g) ?? ["0", "0", "0"]).slice(0, 3).map(Number) as RGB) : background;
+  const l = luminance(rgb);
+  return (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000" : "#fff";
+}
+
 /** Largest |value| of an array (non-finite entries ignored; 0 for none): a weight legend's extent. */
 export function absMaxOf(values: ArrayLike<number>): number {
   let m = 0;

@@ -13,6 +13,8 @@ import {
   paintMap,
   rangeGroups,
   type RangeSource,
+  luminance,
+  textColorOn,
   weightCss,
 } from "../src/colors";
 import { activationsFor, layer, network, smallNet, spatial } from "./overview-builders";
@@ -252,5 +254,22 @@ describe("formatValue", () => {
     expect(formatValue(0)).toBe("0");
     expect(formatValue(0.5)).toBe("0.5");
     expect(formatValue(123456)).toBe("1.23e+5");
+  });
+});
+
+describe("textColorOn", () => {
+  const ratio = (a: number, b: number) => (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  it("gives at least 4.5:1 on every colour of both palettes and the grey scale", () => {
+    for (const palette of [ACTIVATION_PALETTE, WEIGHT_PALETTE]) {
+      for (let i = 0; i <= 100; i++) {
+        const bg = palette.at(i / 100);
+        const fg = textColorOn(bg) === "#000" ? 0 : 1;
+        expect(ratio(luminance(bg), fg), `${palette.name} ${i}`).toBeGreaterThanOrEqual(4.5);
+      }
+    }
+    for (let g = 0; g <= 255; g++) {
+      const fg = textColorOn(`rgb(${g},${g},${g})`) === "#000" ? 0 : 1;
+      expect(ratio(luminance([g, g, g]), fg)).toBeGreaterThanOrEqual(4.5);
+    }
   });
 });

@@ -3,7 +3,7 @@
 // words (and the animation stops) instead of being silently drawn wrong.
 
 import { checkHyper, fmt } from "../math";
-import { divergingCss } from "../colors";
+import { divergingCss, textColorOn } from "../colors";
 import { el, Stepper } from "./dom";
 
 interface Param {
@@ -122,7 +122,7 @@ export class HyperExplorer {
     }
     this.inTitle.textContent = `Input ${n}×${n}${p ? `, after padding ${N}×${N}` : ""}`;
     this.outTitle.textContent = chk.valid ? `Output ${chk.output}×${chk.output}` : "Output: not valid";
-    const cell = N > 11 ? 22 : 28;
+    const cell = N > 11 ? 30 : 34; // room for "0.50" at 11 px
     this.inGrid.style.gridTemplateColumns = `repeat(${N}, ${cell}px)`;
     this.inGrid.setAttribute("aria-label", `padded input, ${N} by ${N} cells`);
     this.inCells = [];
@@ -134,8 +134,11 @@ export class HyperExplorer {
         const pad = i < p || j < p || i >= p + n || j >= p + n;
         const v = pad ? 0 : this.value(i - p, j - p);
         const c = el("div", { class: `cnnx-hcell${pad ? " cnnx-pad" : ""}`, title: pad ? "padding (0)" : String(v) }, pad ? "0" : fmt(v, 2));
-        if (!pad) c.style.background = this.src?.grey ? `rgb(${grey(v)},${grey(v)},${grey(v)})` : divergingCss(v, extent || 1);
-        if (!pad && this.src?.grey) c.style.color = v > 0.45 ? "#000" : "#fff";
+        if (!pad) {
+          const bg = this.src?.grey ? `rgb(${grey(v)},${grey(v)},${grey(v)})` : divergingCss(v, extent || 1);
+          c.style.background = bg;
+          c.style.color = textColorOn(bg);
+        }
         c.addEventListener("pointermove", () => this.hoverInput(i, j));
         frag.push(c);
       }

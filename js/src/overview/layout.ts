@@ -222,19 +222,19 @@ function placeTitles(columns: ColumnLayout[], width: number): number {
   const cut = !fits(rows);
   columns.forEach((cl, i) => {
     cl.titleRow = i % rows;
-    let w = natural[i];
+    let [left, w] = box(cl, natural[i]);
     if (cut) {
       // the room between the centres of its row neighbours (or the cell's edges)
       const c = cl.x + cl.width / 2;
       const prev = columns[i - rows];
       const next = columns[i + rows];
-      const lo = prev ? (prev.x + prev.width / 2 + c) / 2 : 0;
-      const hi = next ? (c + next.x + next.width / 2) / 2 : width;
-      w = Math.min(w, Math.max(cl.width, 2 * Math.min(c - lo, hi - c) - TITLE_GAP));
+      const lo = prev ? (prev.x + prev.width / 2 + c) / 2 + TITLE_GAP / 2 : 0;
+      const hi = next ? (c + next.x + next.width / 2) / 2 - TITLE_GAP / 2 : width;
+      w = Math.min(w, Math.max(cl.width, hi - lo));
+      left = clamp(c - w / 2, lo, hi - w);
     }
-    const [left, bw] = box(cl, w);
     cl.titleLeft = left;
-    cl.titleBoxWidth = bw;
+    cl.titleBoxWidth = w;
   });
   return rows;
 }

@@ -192,6 +192,9 @@ export class Overview {
     this.layout = L;
     this.el.style.height = `${L.height}px`;
     this.el.style.setProperty("--cnnx-title-font", `${L.titleFont}px`);
+    // Small maps: the input's channel names start at the map's left edge instead of centring
+    // under it, so they stay inside the cell.
+    this.el.classList.toggle("cnnx-ov-small", L.node < 40);
     this.edges.setAttribute("width", String(L.width));
     this.edges.setAttribute("height", String(L.height));
     this.edges.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
@@ -547,7 +550,7 @@ export class Overview {
       const a = L.columns[c0];
       const b = L.columns[c1];
       // At least wide enough for its end labels, centred on its columns, inside the cell.
-      const w = Math.min(L.width, Math.max(b.x + b.width - a.x, LEGEND_MIN_WIDTH));
+      const w = Math.min(L.width, Math.max(b.x + b.width - a.x, LEGEND_MIN_WIDTH, lg.minWidth()));
       const left = Math.round(Math.max(0, Math.min(L.width - w, (a.x + b.x + b.width) / 2 - w / 2)));
       let row = rowEnds.findIndex((end) => left >= end + LEGEND_GAP);
       if (row < 0) row = rowEnds.length;

@@ -121,6 +121,13 @@ export class LegendView {
     if (this.width) this.fit(this.width);
   }
 
+  /** Narrowest width (px) at which the two end labels still fit side by side. */
+  minWidth(): number {
+    const t = this.spec.ticks;
+    if (t.length < 2) return 0;
+    return Math.ceil((formatValue(t[0]).length + formatValue(t[t.length - 1]).length) * CHAR_PX + 2 * GAP_PX);
+  }
+
   /** Fit the ticks to `width` px (the legend's own width): hide inner ones that would touch. */
   fit(width: number): void {
     this.width = width;
