@@ -370,10 +370,11 @@ describe("helpers", () => {
           const top = roundToSum([...m.channels.map((ch) => ch.sum), m.bias], m.total, 4);
           expect(Math.abs(top.total - m.total)).toBeLessThanOrEqual(0.5e-4 + 1e-12);
           const units = (xs: number[]) => xs.reduce((a, b) => a + Math.round(b * 1e4), 0);
-          expect(units(top.parts)).toBe(Math.round(top.total * 1e4));
+          // `+ 0`: a total that rounds to −0 is the same shown number as a sum of 0.
+          expect(units(top.parts)).toBe(Math.round(top.total * 1e4) + 0);
           m.channels.forEach((ch, i) => {
             const shown = roundToSum(ch.products, top.parts[i], 4);
-            expect(units(shown.parts)).toBe(Math.round(top.parts[i] * 1e4));
+            expect(units(shown.parts)).toBe(Math.round(top.parts[i] * 1e4) + 0);
             shown.parts.forEach((p, j) => expect(Math.abs(p - ch.products[j])).toBeLessThan(2e-4));
           });
         }
