@@ -324,11 +324,14 @@ export class WhyIf {
     if (ctx) {
       const img = ctx.createImageData(ww, hh);
       for (let i = 0; i < hh * ww; i++) {
+        // The heat over a dimmed grey copy of the image: it stays readable on red or yellow
+        // pictures, where a warm overlay on the colour image would vanish.
+        const grey = 0.6 * (0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2]);
         const [r, g, b, a] = heatRgba(this.overlayMap[i]);
         const al = a / 255;
-        img.data[4 * i] = Math.round(rgb[3 * i] * (1 - al) + r * al);
-        img.data[4 * i + 1] = Math.round(rgb[3 * i + 1] * (1 - al) + g * al);
-        img.data[4 * i + 2] = Math.round(rgb[3 * i + 2] * (1 - al) + b * al);
+        img.data[4 * i] = Math.round(grey * (1 - al) + r * al);
+        img.data[4 * i + 1] = Math.round(grey * (1 - al) + g * al);
+        img.data[4 * i + 2] = Math.round(grey * (1 - al) + b * al);
         img.data[4 * i + 3] = 255;
       }
       ctx.putImageData(img, 0, 0);
