@@ -16,13 +16,28 @@ try:
 except ImportError:  # the `chromium` fixture fails every test with the reason
     expect = None
 
-from .cnnx_lab import ARTIFACTS, IMAGES, element_screenshot
+from .cnnx_lab import ARTIFACTS, IMAGES, element_screenshot, wait_for
 
 pytestmark = pytest.mark.browser
 
 WAIT_MS = 20_000
 OFF = re.compile(r"\bcnnx-whyif-off\b")
 STATE = "{'ablated': w.ablated, 'prediction': w.prediction, 'seq': w._activations['seq']}"
+
+
+def python_state(k, pred, what: str) -> dict:
+    """Poll the kernel until ``pred(state)`` holds (the page marks a click before Python hears)."""
+    box: dict = {}
+
+    def check() -> bool:
+        box["v"] = k.eval_json(STATE)
+        return pred(box["v"])
+
+    try:
+        wait_for(check, 20, 0.05, what)
+    except TimeoutError as exc:
+        raise AssertionError(f"{what}: last state {box.get('v')!r}") from exc
+    return box["v"]
 
 
 def neuron(root, layer: str, index: int):
@@ -53,8 +68,7 @@ def test_switch_a_neuron_off_and_on(espresso):
     target.locator("button.cnnx-whyif-toggle").click()
     expect(panel).to_have_attribute("data-off", "1", timeout=WAIT_MS)
     expect(target).to_have_class(OFF)
-    after = k.eval_json(STATE)
-    assert after["ablated"] == {"output": [6]}
+    after = python_state(k, lambda s: s["ablated"] == {"output": [6]}, "w.ablated after the click")
     assert after["prediction"] != "espresso"
     # The page shows the prediction Python computed, from the recomputed activations.
     expect(root).to_have_attribute("data-seq", str(after["seq"]), timeout=WAIT_MS)
@@ -68,7 +82,7 @@ def test_switch_a_neuron_off_and_on(espresso):
     page.keyboard.press("o")
     expect(panel).to_have_attribute("data-off", "0", timeout=WAIT_MS)
     expect(root).to_have_attribute("data-prediction", "espresso", timeout=WAIT_MS)
-    assert k.eval_json(STATE)["ablated"] == {}
+    python_state(k, lambda s: s["ablated"] == {} and s["prediction"] == "espresso", "back on")
 
     # From Python: a hidden neuron off is marked in the page; Reset switches all back on.
     k.run("w.ablated = {'conv_2_2': [1, 4]}")
@@ -76,7 +90,7 @@ def test_switch_a_neuron_off_and_on(espresso):
     expect(root.locator(".cnnx-neuron.cnnx-whyif-off")).to_have_count(2)
     root.locator("button.cnnx-whyif-reset").click()
     expect(panel).to_have_attribute("data-off", "0", timeout=WAIT_MS)
-    assert k.eval_json("w.ablated") == {}
+    python_state(k, lambda s: s["ablated"] == {}, "w.ablated after Reset")
 
 
 def test_overlay_toggle(espresso):
@@ -85,6 +99,7 @@ def test_overlay_toggle(espresso):
     figure = root.locator(".cnnx-whyif-figure")
     expect(figure).to_be_hidden()
     root.locator("select.cnnx-whyif-overlay").select_option("saliency")
+    # The page shows the map only when the kernel has computed it: Python heard first.
     expect(panel).to_have_attribute("data-overlay-shown", "saliency:espresso", timeout=WAIT_MS)
     assert k.eval_json("w.overlay") == "saliency"
     expect(figure).to_be_visible()
@@ -108,7 +123,7 @@ def test_overlay_toggle(espresso):
     root.locator("select.cnnx-whyif-overlay").select_option("none")
     expect(figure).to_be_hidden(timeout=WAIT_MS)
     expect(root.locator("canvas.cnnx-whyif-heat")).to_have_count(0)
-    assert k.eval_json("w.overlay") == "none"
+    wait_for(lambda: k.eval_json("w.overlay") == "none", 20, 0.05, "w.overlay after Off")
 
 
 def test_top_images_strip_click_shows_the_image(espresso):
