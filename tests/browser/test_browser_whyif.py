@@ -108,6 +108,12 @@ def test_overlay_toggle(espresso):
     expect(root.locator(".cnnx-whyif-tick-2")).to_have_attribute("data-value", str(top))
     expect(root.locator('.cnnx-neuron[data-layer="input"] canvas.cnnx-whyif-heat')).to_have_count(3)
     element_screenshot(page, panel, ARTIFACTS / "whyif-saliency.png", margin=120)
+    # ... and in the input's explanation view.
+    k.run("w.selected = {'layer': 'input', 'index': 0}")
+    detail_heat = root.locator(".cnnx-detail-host canvas.cnnx-whyif-heat")
+    expect(detail_heat).to_have_count(1, timeout=WAIT_MS)
+    element_screenshot(page, root.locator(".cnnx-detail-host"), ARTIFACTS / "whyif-detail.png", 60)
+    k.run("w.selected = None")
 
     root.locator("select.cnnx-whyif-overlay").select_option("grad_cam")
     root.locator("select.cnnx-whyif-target").select_option("pizza")

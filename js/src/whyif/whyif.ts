@@ -345,10 +345,9 @@ export class WhyIf {
     this.decorate();
   }
 
-  /** Draw the overlay over one of the overview's input-channel maps. */
-  private overlayOn(neuron: HTMLElement): void {
+  /** Draw the overlay over a map of the input: `map` inside `neuron` (positioned). */
+  private overlayOn(neuron: HTMLElement, map: HTMLCanvasElement | null): void {
     let heat = neuron.querySelector<HTMLCanvasElement>(":scope > canvas.cnnx-whyif-heat");
-    const map = neuron.querySelector<HTMLCanvasElement>("canvas.cnnx-ov-map");
     if (!this.overlayMap || !map) {
       heat?.remove();
       return;
@@ -394,7 +393,7 @@ export class WhyIf {
       const layer = neuron.dataset.layer ?? "";
       const index = Number(neuron.dataset.index);
       if (layer === "input") {
-        this.overlayOn(neuron);
+        this.overlayOn(neuron, neuron.querySelector<HTMLCanvasElement>("canvas.cnnx-ov-map"));
         continue;
       }
       if (!layers.has(layer) || !Number.isInteger(index)) continue;
@@ -418,6 +417,10 @@ export class WhyIf {
       }
     }
     this.noteInDetail(ablated);
+    // The input's explanation view: the same overlay on its picture of the whole image.
+    for (const picture of this.root.querySelectorAll<HTMLElement>('.cnnx-detail-host .cnnx-map[aria-label="the input image"]')) {
+      this.overlayOn(picture, picture.querySelector<HTMLCanvasElement>("canvas.cnnx-canvas"));
+    }
   }
 
   /** In the open explanation: say when the explained neuron is switched off. */
