@@ -15,6 +15,7 @@ import {
   decodeActivations,
   decodeNetwork,
 } from "./payload";
+import { channelName } from "./names";
 import { ErrorBanner } from "./ui/banner";
 import { h } from "./ui/dom";
 import { type Thumbnail, Toolbar } from "./ui/toolbar";
@@ -250,8 +251,8 @@ export class CnnExplainerView {
     const input = this.acts?.layers.get("input");
     if (!input || input.shape.length !== 3) return null;
     const [, hh, ww] = input.shape;
-    const channel = this.network?.inputShape[2] === 3 ? "Red channel" : "input";
-    return { map: input.values.subarray(0, hh * ww), h: hh, w: ww, grey: true, name: `${channel} of ${this.acts!.image.name}` };
+    const channel = this.network ? channelName(this.network, "input", 0) : "input";
+    return { map: input.values.subarray(0, hh * ww), h: hh, w: ww, grey: true, name: `${channel} channel of ${this.acts!.image.name}` };
   }
 
   private syncScale(): void {

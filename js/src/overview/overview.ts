@@ -3,6 +3,7 @@
 // canvases, bars, legends and labels.
 
 import type { Activations, Network } from "../payload";
+import { RGB_NAMES } from "../names";
 import {
   type ColorRanges,
   type ColorScale,
@@ -39,7 +40,7 @@ interface NeuronView {
   prob: HTMLSpanElement | null;
 }
 
-const CHANNEL_NAMES = ["Red", "Green", "Blue"];
+const CHANNEL_NAMES = RGB_NAMES;
 
 /** Legends: narrowest width (room for two end labels), gap between two in a row, row pitch. */
 const LEGEND_MIN_WIDTH = 64;
