@@ -2,7 +2,7 @@
 
 The original CNN Explainer scales an image in the browser: a canvas of ``trunc(w·f)`` by
 ``trunc(h·f)`` pixels (``f = 65 / min(w, h)``), ``drawImage`` at the default quality, the
-pixels read back, then the central 64×64 (see `cnn_explainer_widget.images.resize_center_crop`).
+pixels read back, then the central 64×64 (see `cnn_explainer_widget.images.resize_center_crop` and `_canvas.draw_image`).
 Here a page in Debian's Chromium does exactly that for photos of several sizes and aspect
 ratios (tests/data/photos: public-domain and CC0 photos, see the README there), and
 
@@ -27,7 +27,7 @@ from browser.cnnx_lab import launch_chromium
 from PIL import Image
 
 from cnn_explainer_widget import activations, load_image
-from cnn_explainer_widget.images import canvas_size, draw_image
+from cnn_explainer_widget._canvas import canvas_size, draw_image
 from cnn_explainer_widget.tiny_vgg import CLASS_NAMES
 
 from conftest import ROOT
