@@ -5,7 +5,11 @@
 import type { AnyModel, RenderProps } from "@anywidget/types";
 import "./styles.css";
 import { type ColorScale, isColorScale } from "./colors";
-import { type DetailView, type Selection, renderDetail } from "./detail/index";
+import { type Selection } from "./detail/index";
+import { prefersReducedMotion, throttle } from "./detail/dom";
+import { IDENTITY } from "./overview/animator";
+import { ElasticView, type ElasticContext, type ElasticHost } from "./overview/elastic";
+import { elasticLayout } from "./overview/elastic-layout";
 import { Overview } from "./overview/overview";
 import {
   type Activations,
@@ -44,17 +48,18 @@ export class CnnExplainerView {
   private readonly banner: ErrorBanner;
   private readonly toolbar: Toolbar;
   private readonly overview: Overview;
-  private readonly detailHost: HTMLDivElement;
   private readonly ro: ResizeObserver | null;
   private readonly whyif: WhyIf;
   private network: Network | null = null;
   private acts: Activations | null = null;
   private scale: ColorScale = "unit";
   private selection: Selection | null = null;
-  private detail: DetailView | null = null;
-  private detailLayer = "";
-  /** Scroll the detail panel's top into view once it opens (after a click, not from Python). */
-  private revealDetail = false;
+  /** What is shown: the overview, the elastic view of the selection, or its formula card too. */
+  private level: "overview" | "elastic" | "formula" = "overview";
+  private view: ElasticView | null = null;
+  private viewKey = "";
+  private page = 0;
+  private readonly sendPos = throttle((sel: Selection) => this.report(sel), 150);
   private fatal = "";
   private networkDirty = true;
   private actsDirty = true;
@@ -78,6 +83,8 @@ export class CnnExplainerView {
       "data-prediction": "",
       "data-color-scale": "unit",
       "data-detail": "",
+      "data-level": "overview",
+      "data-settled": "1",
     });
     this.banner = new ErrorBanner(this.root);
     this.toolbar = new Toolbar(this.root, {
@@ -93,13 +100,13 @@ export class CnnExplainerView {
     this.root.append(wrap);
     this.overview = new Overview(wrap, {
       onSelect: (sel) => {
-        this.revealDetail = true;
-        this.select(sel);
+        const cur = this.selection;
+        if (this.view && cur && cur.layer === sel.layer && cur.index === sel.index) this.view.openFormula();
+        else this.select(sel);
       },
+      onBackground: () => this.back(),
     });
-    this.detailHost = h("div", { class: "cnnx-detail-host" });
-    this.detailHost.hidden = true;
-    this.root.append(this.detailHost, h("div", { class: "cnnx-drop-hint", "aria-hidden": "true" }, "Drop an image to explain it"));
+    this.root.append(h("div", { class: "cnnx-drop-hint", "aria-hidden": "true" }, "Drop an image to explain it"));
     el.append(this.root);
     this.whyif = new WhyIf(this.root, model as unknown as AnyModel<WhyIfModel>, () => this.network);
 
@@ -124,6 +131,8 @@ export class CnnExplainerView {
     this.on("change:busy", () => this.syncBusy());
 
     this.root.addEventListener("keydown", this.onKeyDown);
+    this.root.addEventListener("pointerdown", this.onSkip, true);
+    this.root.addEventListener("keydown", this.onSkipKey, true);
     this.root.addEventListener("dragover", this.onDragOver);
     this.root.addEventListener("dragleave", this.onDragLeave);
     this.root.addEventListener("drop", this.onDrop);
@@ -182,6 +191,7 @@ export class CnnExplainerView {
         this.overview.setNetwork(this.network);
         this.overview.resize(this.width());
         this.overview.setSelection(this.selection);
+        this.closeView(false);
         this.paintDirty = true;
       }
       if (!this.network) return;
@@ -208,7 +218,8 @@ export class CnnExplainerView {
         this.root.dataset.drawMs = (t1 - this.received).toFixed(1); // message -> drawn
         this.root.dataset.paintMs = (t1 - t0).toFixed(1); // decode + repaint only
         this.root.dataset.ready = "1";
-        this.syncDetail();
+        if (this.view) this.view.update(this.elasticContext());
+        if (selectionChanged || !this.view) this.syncDetail();
       } else if (selectionChanged) {
         this.syncDetail();
       }
@@ -230,7 +241,13 @@ export class CnnExplainerView {
   }
 
   private onResize(): void {
+    const before = this.overview.geometry()?.layout.width;
     this.overview.resize(this.width());
+    if (this.view && this.selection && this.overview.geometry()?.layout.width !== before) {
+      const formula = this.level === "formula";
+      this.closeView(false);
+      this.openView(this.selection, formula, false);
+    }
   }
 
   // ---- traits --------------------------------------------------------------------------------
@@ -280,57 +297,156 @@ export class CnnExplainerView {
     this.overview.setSelection(this.selection);
   }
 
+  /** Bring the view in line with the selection (from Python, or once data arrive). */
   private syncDetail(): void {
     const sel = this.selection;
     const known = sel !== null && this.overview.columns.some((c) => c.layer === sel.layer);
     if (!sel || !known || !this.network || !this.acts) {
-      this.detail?.destroy();
-      this.detail = null;
-      this.detailLayer = "";
-      this.detailHost.hidden = true;
-      this.root.dataset.detail = "";
+      this.closeView(true);
       return;
     }
-    const ctx = {
-      network: this.network,
-      activations: this.acts,
-      selection: sel,
-      select: (s: Selection | null) => this.select(s),
-      colorScale: this.scale,
-    };
-    this.detailHost.hidden = false;
-    try {
-      if (this.detail && this.detailLayer === sel.layer) this.detail.update(ctx);
-      else {
-        this.detail?.destroy();
-        this.detail = null;
-        this.detailHost.replaceChildren();
-        this.detail = renderDetail(this.detailHost, ctx);
-        this.detailLayer = sel.layer;
-      }
-    } catch (err) {
-      console.error("cnn-explainer-widget: detail view failed", err);
-      this.detailHost.replaceChildren(h("div", { class: "cnnx-detail-failed" }, `Could not draw ${sel.layer}: ${String(err)}`));
-      this.detail = null;
-      this.detailLayer = "";
+    if (this.view && this.viewKey === `${sel.layer}/${sel.index}`) {
+      this.view.setPosition(sel.y, sel.x);
+      return;
     }
-    this.root.dataset.detail = sel.layer;
-    if (this.revealDetail) {
-      this.revealDetail = false;
-      this.scrollDetailIntoView();
-    }
+    // A position given from Python asks for the numbers at that position: the formula level.
+    this.page = 0;
+    this.openView(sel, sel.y !== undefined && sel.x !== undefined, true);
   }
 
-  /** Minimal scroll (of whatever scrolls the notebook) so the panel's first ~240 px show. */
-  private scrollDetailIntoView(): void {
-    const anchor = h("div", { class: "cnnx-detail-anchor", "aria-hidden": "true" });
-    anchor.style.height = `${Math.min(240, this.detailHost.offsetHeight || 240)}px`;
-    this.detailHost.prepend(anchor);
-    anchor.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
-    window.setTimeout(() => anchor.remove(), 1000);
+  private elasticContext(): ElasticContext {
+    return {
+      network: this.network!,
+      acts: this.acts!,
+      scale: this.scale,
+      extent: (layer, index) => this.overview.extentOf(layer, index),
+    };
+  }
+
+  /** Milliseconds of a transition (0: none, under reduced motion). */
+  private duration(animate: boolean): number {
+    return animate && !prefersReducedMotion() ? 500 : 0;
+  }
+
+  private openView(sel: Selection, formula: boolean, animate: boolean): void {
+    const geo = this.overview.geometry();
+    if (!geo || !this.network || !this.acts) return;
+    const c = geo.cols.findIndex((col) => col.layer === sel.layer);
+    const anim = this.overview.animator;
+    anim.finish();
+    const L = c >= 0 ? elasticLayout({ cols: geo.cols, base: geo.layout, rects: geo.rects, sel: c, index: sel.index, page: this.page }) : null;
+    this.view?.destroy();
+    this.view = null;
+    if (!L) {
+      this.closeView(false);
+      return;
+    }
+    const host: ElasticHost = {
+      report: (y, x, now) => {
+        const s = this.selection;
+        if (!s) return;
+        this.sendPos({ layer: s.layer, index: s.index, y, x });
+        if (now) this.sendPos.flush();
+      },
+      select: (layer, index) => this.select({ layer, index }),
+      back: () => this.back(),
+      close: () => this.select(null),
+      page: (p) => {
+        if (!this.selection) return;
+        this.page = p;
+        const f = this.level === "formula";
+        this.openView(this.selection, f, false);
+      },
+      level: (f) => {
+        this.level = f ? "formula" : "elastic";
+        this.root.dataset.level = this.level;
+      },
+    };
+    let view: ElasticView;
+    try {
+      view = new ElasticView(this.overview.el, L, geo.cols, this.elasticContext(), host, { y: sel.y, x: sel.x });
+    } catch (err) {
+      console.error("cnn-explainer-widget: elastic view failed", err);
+      this.banner.set(`Could not explain ${sel.layer}: ${String(err)}`);
+      return;
+    }
+    this.view = view;
+    this.viewKey = `${sel.layer}/${sel.index}`;
+    this.level = "elastic";
+    this.root.dataset.level = "elastic";
+    this.root.dataset.detail = sel.layer;
+    this.root.dataset.settled = "0";
+    const targets = this.overview.targets(L);
+    anim.set(view.root, { ...IDENTITY, opacity: 0 });
+    targets.set(view.root, IDENTITY);
+    const given = sel.y !== undefined && sel.x !== undefined;
+    if (formula) view.openFormula();
+    // The window starts sliding at once (not when a position was asked for).
+    if (!given) view.start();
+    anim.run(targets, this.duration(animate), () => {
+      view.settle(false);
+      if (this.view === view) this.settled();
+    });
+    view.root.focus({ preventScroll: true });
+  }
+
+  /** Back to the overview, exactly as it was (animated unless `animate` is false). */
+  private closeView(animate: boolean): void {
+    const view = this.view;
+    this.root.dataset.detail = "";
+    this.level = "overview";
+    this.root.dataset.level = "overview";
+    this.viewKey = "";
+    if (!view) return;
+    this.view = null;
+    this.sendPos.cancel();
+    // Keyboard users land on the neuron they opened.
+    if (view.root.contains(document.activeElement)) this.overview.focusNeuron(view.root.dataset.layer ?? "", Number(view.root.dataset.index));
+    const anim = this.overview.animator;
+    anim.finish();
+    const targets = this.overview.targets(null);
+    targets.set(view.root, { ...IDENTITY, opacity: 0 });
+    this.root.dataset.settled = "0";
+    anim.run(targets, this.duration(animate), () => {
+      view.destroy();
+      anim.reset(view.root);
+      this.overview.restore();
+      if (!this.view) this.settled();
+    });
+  }
+
+  /**
+   * A transition ended: test and benchmark hooks on the root (data-settled, the number of
+   * animation frames drawn, when the first frame ran and when it settled, the frame times).
+   */
+  private settled(): void {
+    const anim = this.overview.animator;
+    const d = this.root.dataset;
+    d.settled = "1";
+    d.frames = String(anim.frameTimes.length);
+    d.tFirst = anim.firstFrameAt ? anim.firstFrameAt.toFixed(2) : "";
+    d.tSettled = performance.now().toFixed(2);
+    d.frameTimes = anim.frameTimes.map((t) => t.toFixed(2)).join(",");
+  }
+
+  /** One level back: formula → elastic view → overview. */
+  private back(): void {
+    if (this.level === "formula" && this.view) this.view.closeFormula();
+    else if (this.selection) this.select(null);
+  }
+
+  /** Send a position of the open view to Python (no redraw: the view is already there). */
+  private report(sel: Selection): void {
+    const cur = this.selection;
+    if (!cur || cur.layer !== sel.layer || cur.index !== sel.index) return;
+    this.model.set("selected", { ...sel });
+    this.model.save_changes();
+    this.selectionDirty = false;
+    this.selection = sel;
   }
 
   private select(sel: Selection | null): void {
+    this.sendPos.cancel();
     const value = sel ? { ...sel } : null;
     this.model.set("selected", value);
     this.model.save_changes();
@@ -357,8 +473,18 @@ export class CnnExplainerView {
     if (e.key === "Escape" && this.selection) {
       e.preventDefault();
       e.stopPropagation();
-      this.select(null);
+      this.back();
     }
+  };
+
+  /** A click while a transition runs skips to its end, then does what it does. */
+  private onSkip = () => {
+    if (this.overview.animator.running) this.overview.animator.finish();
+  };
+
+  /** A key skips a running transition and then does what it does (Esc steps back). */
+  private onSkipKey = () => {
+    if (this.overview.animator.running) this.overview.animator.finish();
   };
 
   private onDragOver = (e: DragEvent) => {
@@ -385,8 +511,12 @@ export class CnnExplainerView {
     if (this.frame) cancelAnimationFrame(this.frame);
     if (this.timer) clearTimeout(this.timer);
     this.ro?.disconnect();
-    this.detail?.destroy();
+    this.sendPos.cancel();
+    this.overview.animator.finish();
+    this.view?.destroy();
     this.whyif.destroy();
+    this.root.removeEventListener("pointerdown", this.onSkip, true);
+    this.root.removeEventListener("keydown", this.onSkipKey, true);
     this.toolbar.destroy();
     this.overview.destroy();
     this.root.remove();

@@ -25,13 +25,35 @@ export function layer(name: string, kind: Kind, output_shape: number[], module =
 export function network(layers: LayerSpec[], inputShape: [number, number, number] = [8, 8, 3], classes?: string[]): Network {
   const last = [...layers].reverse().find((l) => l.kind === "dense");
   const n = last ? last.output_shape[0] : 0;
+  // Small deterministic weights for every conv and dense layer (the elastic views read them).
+  const kernels = new Map<string, Float32Array>();
+  const biases = new Map<string, Float32Array>();
+  let prev: number[] = inputShape;
+  for (const l of layers) {
+    let shape: number[] | null = null;
+    if (l.kind === "conv") shape = [l.output_shape[2], prev[2], ...(l.kernel_size ?? [3, 3])];
+    else if (l.kind === "dense") shape = [l.output_shape[0], prev.reduce((a, b) => a * b, 1)];
+    if (shape) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      kernels.set(l.name, Float32Array.from({ length: size }, (_, i) => ((i % 7) - 3) / 10));
+      biases.set(l.name, Float32Array.from({ length: shape[0] }, (_, i) => i / 10));
+      l.kernel = { shape, offset: 0 };
+      l.bias = { shape: [shape[0]], offset: 0 };
+      if (l.kind === "conv") {
+        l.input_shape = [...prev];
+        if (!l.padding) l.padding = [[0, 0], [0, 0]];
+      }
+    }
+    if (l.kind === "pool" && !l.padding) l.padding = [[0, 0], [0, 0]];
+    prev = l.output_shape;
+  }
   return {
     name: "fake",
     inputShape,
     classes: classes ?? Array.from({ length: n }, (_, i) => `class${i}`),
     layers,
-    kernels: new Map(),
-    biases: new Map(),
+    kernels,
+    biases,
   };
 }
 

@@ -91,8 +91,8 @@ def test_saved_html_renders_predicts_and_explains_offline(offline_page, saved):
     expect(detail).to_be_visible(timeout=WAIT_MS)
     out = detail.locator(".cnnx-math-output").first
     expect(out).to_have_attribute("data-value", re.compile(r"\S"))
-    y, x = int(out.get_attribute("data-y")), int(out.get_attribute("data-x"))
-    value = float(out.get_attribute("data-value"))
+    # the window slides by itself: read position and value together
+    y, x, value = out.evaluate("e => [+e.dataset.y, +e.dataset.x, +e.dataset.value]")
     assert abs(value - float(w.activations["conv_1_2"][y, x, 4])) <= 1e-4
     # the sliding window works without a kernel: one step moves the position
     detail.get_by_role("button", name="step forward one position").click()

@@ -196,8 +196,8 @@ def _check_math(k, root, var: str, layer: str, index: int) -> tuple[int, int, fl
     out = root.locator(f'.cnnx-detail[data-layer="{layer}"] .cnnx-math-output').first
     expect(out).to_be_visible(timeout=WAIT_MS)
     expect(out).to_have_attribute("data-value", re.compile(r"\S"))
-    y, x = int(out.get_attribute("data-y")), int(out.get_attribute("data-x"))
-    value = float(out.get_attribute("data-value"))
+    # the window may be sliding: read position and value together
+    y, x, value = out.evaluate("e => [+e.dataset.y, +e.dataset.x, +e.dataset.value]")
     expected = k.eval_json(f"float({var}.activations[{layer!r}][{y}, {x}, {index}])")
     assert abs(value - expected) <= TOL, (layer, index, y, x, value, expected)
     return y, x, value

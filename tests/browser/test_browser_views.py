@@ -145,7 +145,8 @@ def test_detail_view_works_while_the_kernel_is_busy(view):
 
 def test_hyperparameter_explorer_explains_invalid_settings(view):
     k, root = view.kernel, view.root
-    k.run("w.selected = {'layer': 'conv_1_1', 'index': 0}")
+    # a position from Python opens the formula card, where the explorer is
+    k.run("w.selected = {'layer': 'conv_1_1', 'index': 0, 'y': 0, 'x': 0}")
     detail = root.locator('.cnnx-detail[data-layer="conv_1_1"]')
     expect(detail).to_be_visible(timeout=WAIT_MS)
     box = detail.locator("details.cnnx-hyper-box")

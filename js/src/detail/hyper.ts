@@ -4,7 +4,7 @@
 
 import { checkHyper, fmt } from "../math";
 import { divergingCss, textColorOn } from "../colors";
-import { el, Stepper } from "./dom";
+import { h, Stepper } from "./dom";
 
 interface Param {
   key: "n" | "p" | "k" | "s";
@@ -41,11 +41,11 @@ export class HyperExplorer {
   private x = 0;
 
   constructor() {
-    const controls = el("div", { class: "cnnx-hyper-controls" });
+    const controls = h("div", { class: "cnnx-hyper-controls" });
     for (const p of PARAMS) {
       const id = `cnnx-hyper-${p.key}-${Math.random().toString(36).slice(2, 8)}`;
-      const range = el("input", { type: "range", min: p.min, max: p.max, step: 1, value: this.v[p.key], "aria-label": `${p.label}: ${p.help}` });
-      const num = el("input", { type: "number", id, min: p.min, max: p.max, step: 1, value: this.v[p.key], class: "cnnx-num-input" });
+      const range = h("input", { type: "range", min: p.min, max: p.max, step: 1, value: this.v[p.key], "aria-label": `${p.label}: ${p.help}` });
+      const num = h("input", { type: "number", id, min: p.min, max: p.max, step: 1, value: this.v[p.key], class: "cnnx-num-input" });
       const set = (raw: string) => {
         const n = Math.round(Number(raw));
         if (!Number.isFinite(n)) return;
@@ -55,27 +55,27 @@ export class HyperExplorer {
       range.addEventListener("input", () => set(range.value));
       num.addEventListener("change", () => set(num.value));
       this.inputs.set(p.key, [range, num]);
-      controls.append(el("div", { class: "cnnx-hyper-param" }, el("label", { for: id }, p.label), num, range));
+      controls.append(h("div", { class: "cnnx-hyper-param" }, h("label", { for: id }, p.label), num, range));
     }
     this.stepper = new Stepper({ rows: 1, cols: 1, label: "hyperparameter window", autoplay: false, onMove: (y, x) => this.setPos(y, x) });
-    this.inGrid = el("div", { class: "cnnx-hgrid", role: "img" });
-    this.outGrid = el("div", { class: "cnnx-hgrid", role: "img" });
-    this.inTitle = el("div", { class: "cnnx-hyper-title" });
-    this.outTitle = el("div", { class: "cnnx-hyper-title" });
-    this.formula = el("div", { class: "cnnx-formula", "aria-live": "polite" });
-    this.message = el("div", { class: "cnnx-hyper-msg", role: "alert" });
-    this.root = el(
+    this.inGrid = h("div", { class: "cnnx-hgrid", role: "img" });
+    this.outGrid = h("div", { class: "cnnx-hgrid", role: "img" });
+    this.inTitle = h("div", { class: "cnnx-hyper-title" });
+    this.outTitle = h("div", { class: "cnnx-hyper-title" });
+    this.formula = h("div", { class: "cnnx-formula", "aria-live": "polite" });
+    this.message = h("div", { class: "cnnx-hyper-msg", role: "alert" });
+    this.root = h(
       "div",
       { class: "cnnx-hyper" },
       controls,
-      el(
+      h(
         "div",
         { class: "cnnx-hyper-view" },
         this.formula,
         this.message,
-        el("div", { class: "cnnx-hyper-grids" }, el("div", {}, this.inTitle, this.inGrid), el("div", {}, this.outTitle, this.outGrid)),
+        h("div", { class: "cnnx-hyper-grids" }, h("div", {}, this.inTitle, this.inGrid), h("div", {}, this.outTitle, this.outGrid)),
         this.stepper.root,
-        el("p", { class: "cnnx-note" }, "Input numbers are a patch from the middle of the current image's first channel; each output here is the mean of its window (a k×k averaging kernel), so it stays meaningful for any kernel size. Hover the grids to move the window."),
+        h("p", { class: "cnnx-note" }, "Input numbers are a patch from the middle of the current image's first channel; each output here is the mean of its window (a k×k averaging kernel), so it stays meaningful for any kernel size. Hover the grids to move the window."),
       ),
     );
     this.rebuild();
@@ -133,7 +133,7 @@ export class HyperExplorer {
       for (let j = 0; j < N; j++) {
         const pad = i < p || j < p || i >= p + n || j >= p + n;
         const v = pad ? 0 : this.value(i - p, j - p);
-        const c = el("div", { class: `cnnx-hcell${pad ? " cnnx-pad" : ""}`, title: pad ? "padding (0)" : String(v) }, pad ? "0" : fmt(v, 2));
+        const c = h("div", { class: `cnnx-hcell${pad ? " cnnx-pad" : ""}`, title: pad ? "padding (0)" : String(v) }, pad ? "0" : fmt(v, 2));
         if (!pad) {
           const bg = this.src?.grey ? `rgb(${grey(v)},${grey(v)},${grey(v)})` : divergingCss(v, extent || 1);
           c.style.background = bg;
@@ -151,7 +151,7 @@ export class HyperExplorer {
     this.outGrid.setAttribute("aria-label", chk.valid ? `output, ${out} by ${out} cells` : "no output: the settings are not valid");
     for (let y = 0; y < out; y++) {
       for (let x = 0; x < out; x++) {
-        const c = el("div", { class: "cnnx-hcell cnnx-hout" }, fmt(this.mean(y, x), 2));
+        const c = h("div", { class: "cnnx-hcell cnnx-hout" }, fmt(this.mean(y, x), 2));
         c.addEventListener("pointermove", () => {
           this.stepper.pause();
           this.setPos(y, x);

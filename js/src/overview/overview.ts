@@ -21,6 +21,8 @@ import { type LegendSpec, LegendView } from "../ui/legend";
 import { Tooltip } from "../ui/tooltip";
 import { type Column, argmax, buildColumns, pageGroups, probabilities, sourcesOf } from "./columns";
 import { type Layout, type Rect, computeLayout, itemRect, pageRange, titleText } from "./layout";
+import { Animator, IDENTITY, type State, fit } from "./animator";
+import type { ElasticLayout } from "./elastic-layout";
 
 export interface NeuronRef {
   layer: string;
@@ -30,6 +32,8 @@ export interface NeuronRef {
 export interface OverviewOptions {
   /** A neuron was clicked or activated with the keyboard. */
   onSelect(sel: NeuronRef): void;
+  /** A click on empty space (steps back one level). */
+  onBackground?(): void;
 }
 
 interface NeuronView {
@@ -76,6 +80,11 @@ export class Overview {
   private probs: Float32Array = new Float32Array(0);
   private hover: { col: number; index: number } | null = null;
   private selection: NeuronRef | null = null;
+  /** Moves neurons, titles and layers between the overview and an elastic layout. */
+  readonly animator = new Animator();
+  /** Neurons off their column's page drawn by the elastic view (put back by `restore`). */
+  private extras = new Map<HTMLElement, string>();
+  private elastic = false;
 
   constructor(parent: HTMLElement, opts: OverviewOptions) {
     this.opts = opts;
@@ -371,6 +380,7 @@ export class Overview {
   private onClick = (e: MouseEvent) => {
     const n = this.neuronAt(e.target);
     if (n) this.opts.onSelect({ layer: this.cols[n.col].layer, index: n.index });
+    else if (e.target === this.el || (e.target as Element | null)?.classList?.contains("cnnx-detail")) this.opts.onBackground?.();
   };
 
   private onKeyDown = (e: KeyboardEvent) => {
@@ -396,26 +406,99 @@ export class Overview {
   };
 
   private setHover(col: number | null, index = 0): void {
+    if (this.elastic) col = null;
     this.hover = col === null ? null : { col, index };
     this.refreshHighlights();
     this.syncNeuronLegend(col, index);
   }
 
-  /** Open the elastic view for `sel` (null: back to the overview). */
+  /** Mark `sel` as the selected neuron (the elastic view draws it; no page is turned). */
   setSelection(sel: NeuronRef | null): void {
     this.selection = sel;
-    if (sel && this.layout) {
-      const c = this.cols.findIndex((col) => col.layer === sel.layer);
-      if (c >= 0) {
-        let moved = this.reveal(c, sel.index);
-        if (c > 0 && this.cols[c].link === "one") moved = this.reveal(c - 1, sel.index) || moved;
-        if (moved) {
-          this.placeAll();
+    this.refreshHighlights();
+  }
+
+  // ---- elastic transitions -------------------------------------------------------------------
+
+  /** Focus neuron `index` of `layer` if it is shown (no scrolling). */
+  focusNeuron(layer: string, index: number): void {
+    const c = this.cols.findIndex((col) => col.layer === layer);
+    const v = c >= 0 ? this.neurons[c][index] : undefined;
+    if (v && this.rects[c]?.[index]) v.el.focus({ preventScroll: true });
+  }
+
+  /** The colour extent the overview paints neuron `index` of `layer` with (1 if unknown). */
+  extentOf(layer: string, index: number): number {
+    const e = this.extents.get(layer);
+    return e ? (e[index] ?? e[0] ?? 1) : 1;
+  }
+
+  /** What the elastic layout is computed from: columns, layout, the neurons shown now. */
+  geometry(): { cols: Column[]; layout: Layout; rects: (Rect | undefined)[][] } | null {
+    return this.layout ? { cols: this.cols, layout: this.layout, rects: this.rects } : null;
+  }
+
+  /** Where every neuron, title and layer goes for `L` (null: back to the overview). */
+  targets(L: ElasticLayout | null): Map<HTMLElement | SVGElement, State> {
+    const out = new Map<HTMLElement | SVGElement, State>();
+    const layout = this.layout;
+    if (!layout) return out;
+    this.elastic = L !== null;
+    this.el.classList.toggle("cnnx-ov-elastic", L !== null);
+    if (L === null) this.tooltip.hide();
+    const hidden: State = { ...IDENTITY, opacity: 0 };
+    this.cols.forEach((_, c) => {
+      this.neurons[c].forEach((v, i) => {
+        const r = this.rects[c]?.[i];
+        const t = L?.neurons.get(`${c}:${i}`);
+        if (this.extras.has(v.el)) {
+          if (t) {
+            this.placeAt(v.el, t);
+            v.el.style.display = "";
+            out.set(v.el, { ...IDENTITY, opacity: t.opacity });
+          } else out.set(v.el, hidden);
           return;
         }
-      }
+        if (r) out.set(v.el, t ? fit(r, t, t.opacity) : L ? { ...IDENTITY, opacity: 0 } : IDENTITY);
+        else if (t) {
+          // Off its column's page in the overview: drawn where the elastic view wants it.
+          this.extras.set(v.el, v.el.style.cssText);
+          this.placeAt(v.el, t);
+          v.el.style.display = "";
+          this.animator.set(v.el, hidden);
+          out.set(v.el, { ...IDENTITY, opacity: t.opacity });
+        }
+      });
+      const title = this.titles[c];
+      const cl = layout.columns[c];
+      const left = parseFloat(title.style.left) || cl.x;
+      const cx = left + (parseFloat(title.style.width) || cl.width) / 2;
+      const tt = L?.titles[c];
+      out.set(title, tt ? { ...IDENTITY, tx: tt.x - cx, opacity: tt.opacity } : IDENTITY);
+      const pager = this.pagers[c];
+      if (pager) out.set(pager, L ? hidden : IDENTITY);
+    });
+    out.set(this.legendLayer, L ? hidden : IDENTITY);
+    out.set(this.edges, L ? hidden : IDENTITY);
+    return out;
+  }
+
+  private placeAt(el: HTMLElement, r: Rect): void {
+    const s = el.style;
+    s.left = `${r.x}px`;
+    s.top = `${r.y}px`;
+    s.width = `${r.w}px`;
+    s.height = `${r.h}px`;
+  }
+
+  /** After the transition back: the off-page neurons hidden again, every inline state gone. */
+  restore(): void {
+    for (const [el, css] of this.extras) {
+      this.animator.reset(el);
+      el.style.cssText = css;
     }
-    this.refreshHighlights();
+    this.extras.clear();
+    if (this.layout) this.placeAll();
   }
 
   private refreshHighlights(): void {
@@ -426,7 +509,6 @@ export class Overview {
     const sel = this.selection;
     const sc = sel ? this.cols.findIndex((c) => c.layer === sel.layer) : -1;
     const selOk = sel !== null && sc >= 0 && sel.index >= 0 && sel.index < this.cols[sc].count;
-    this.el.classList.toggle("cnnx-ov-elastic", selOk);
     if (selOk) {
       this.neurons[sc][sel.index].el.classList.add("cnnx-ov-selected");
       if (sc > 0) {
