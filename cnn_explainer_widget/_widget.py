@@ -208,9 +208,7 @@ class CNNExplainer(anywidget.AnyWidget):
 
     def _load(self, source: Any) -> tuple[np.ndarray, ImageInfo]:
         h, w, c = self._net.input_shape
-        if h != w:
-            raise ValueError(f"only square inputs are supported, the network takes {h}×{w}")
-        return load_image_with_info(source, size=h, channels=c)
+        return load_image_with_info(source, size=h if h == w else (h, w), channels=c)
 
     def _show(self, pixels: np.ndarray, info: ImageInfo, name: str, source: str) -> None:
         ablated = self.ablated or {}

@@ -1,13 +1,15 @@
 """The user's Flax module as a `Network`: an ``nnx.Sequential`` (or a list) of supported layers.
 
 `network_from_layers` reads each item's kind, hyperparameters and weights into `Layer` records
-(see the README's "Your own network" section for what is supported); `infer_input_shape`
-guesses the input size of a ``Sequential`` that does not say it. `Flatten` is the flatten layer
-such networks use (Keras's order, as the original's Tiny VGG).
+(see the README's "Your own network" section for what is supported) and refuses anything else
+with an error naming the item's position and what is accepted; `infer_input_shape` finds the
+input size of a ``Sequential`` that does not say it, only when exactly one size fits. `Flatten`
+is the flatten layer such networks use (Keras's order, as the original's Tiny VGG).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -17,8 +19,39 @@ import jax
 import numpy as np
 from flax import linen, nnx
 
-from cnn_explainer_widget.layers import ACTIVATIONS, Layer, conv_output_size, resolve_padding
+from cnn_explainer_widget._text import short
+from cnn_explainer_widget.layers import (
+    ACTIVATIONS,
+    Layer,
+    Padding,
+    conv_output_size,
+    resolve_padding,
+)
 from cnn_explainer_widget.network import Network
+
+#: Layer names that would clash with other entries of the activations dict and the selection.
+RESERVED_NAMES: tuple[str, ...] = ("input", "logits", "probabilities")
+
+#: The keyword options each activation takes, and their Python type (from JAX's signatures).
+ACTIVATION_OPTIONS: dict[str, dict[str, type]] = {
+    "relu": {},
+    "gelu": {"approximate": bool},
+    "tanh": {},
+    "sigmoid": {},
+    "leaky_relu": {"negative_slope": float},
+    "elu": {"alpha": float},
+    "silu": {},
+}
+
+SUPPORTED = (
+    "supported are nnx.Conv, nnx.Linear, Flatten, activation functions (relu, gelu, tanh, "
+    "sigmoid, leaky_relu, elu, silu), functools.partial(nnx.max_pool | nnx.avg_pool, ...) "
+    "and a final nnx.softmax"
+)
+
+
+class _Unsupported(ValueError):
+    """An item that is no supported layer at all (not a supported layer used wrongly)."""
 
 
 class Flatten(nnx.Module):
@@ -30,7 +63,7 @@ class Flatten(nnx.Module):
 
 
 def _function_name(fn: Any) -> tuple[str, dict[str, Any]] | None:
-    """Name and options of a supported elementwise activation, or None."""
+    """Name and (unchecked) options of a supported elementwise activation, or None."""
     options: dict[str, Any] = {}
     if isinstance(fn, functools.partial):
         options = dict(fn.keywords)
@@ -43,6 +76,49 @@ def _function_name(fn: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def _scalar(value: Any) -> Any:
+    """A Python number from a number or a 0-d numpy/JAX array; the value itself otherwise."""
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, np.generic | np.ndarray | jax.Array) and np.ndim(value) == 0:
+        return np.asarray(value).item()
+    return value
+
+
+def activation_options(function: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Check an activation's keyword options; return them as plain Python numbers and bools.
+
+    A 0-d array (``negative_slope=jnp.array(0.1)``) becomes a float, so the options travel to
+    the front end and into saved files as they are.
+
+    Raises
+    ------
+    ValueError
+        Naming the option that is unknown or of the wrong type, and what the function takes.
+    """
+    accepted = ACTIVATION_OPTIONS[function]
+    takes = ", ".join(f"{k} ({t.__name__})" for k, t in accepted.items()) if accepted else "none"
+    result: dict[str, Any] = {}
+    for key, raw in options.items():
+        if key not in accepted:
+            raise ValueError(
+                f"{function} has no option {short(key)}; the options it takes: {takes}"
+            )
+        value = _scalar(raw)
+        want = accepted[key]
+        if want is bool and isinstance(value, bool):
+            result[key] = value
+        elif want is float and isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{function}'s {key} must be a finite number, got {value!r}")
+            result[key] = float(value)
+        else:
+            raise ValueError(
+                f"{function}'s {key} must be a single {want.__name__}, got {short(raw)}"
+            )
+    return result
+
+
 def _pool_op(fn: Any) -> str | None:
     base = fn.func if isinstance(fn, functools.partial) else fn
     if base in (nnx.max_pool, linen.max_pool):
@@ -52,20 +128,248 @@ def _pool_op(fn: Any) -> str | None:
     return None
 
 
-def _pair(value: Any, what: str, where: str) -> tuple[int, int]:
-    """A (height, width) pair from an int or two ints."""
-    if isinstance(value, int):
-        return (value, value)
-    values = tuple(int(v) for v in value)
-    if len(values) != 2:
-        raise ValueError(f"{where}: {what} must be one or two integers, got {value!r}")
-    return (values[0], values[1])
-
-
 def _describe_item(item: Any) -> str:
     if isinstance(item, functools.partial):
         return f"functools.partial({getattr(item.func, '__name__', item.func)!r}, ...)"
     return getattr(item, "__name__", None) or type(item).__name__
+
+
+def _pair(value: Any, what: str) -> tuple[int, int]:
+    """Two positive ints from an int or a pair (a window, a stride)."""
+    pair = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(pair, Sequence)
+        or len(pair) != 2
+        or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in pair)
+        or min(pair) < 1
+    ):
+        raise ValueError(f"{what} must be two positive integers, e.g. (2, 2); got {short(value)}")
+    return (int(pair[0]), int(pair[1]))
+
+
+def _padding(
+    padding: Any, shape: tuple[int, ...], window: tuple[int, int], stride: tuple[int, int]
+) -> Padding:
+    """Explicit, non-negative padding for a window on an (H, W, C) input."""
+    if isinstance(padding, str) and padding.upper() not in ("SAME", "VALID"):
+        raise ValueError(
+            f"padding {short(padding)} is not supported; use 'SAME', 'VALID', an int or two "
+            "(before, after) pairs of non-negative ints"
+        )
+    try:
+        pads = resolve_padding(padding, (shape[0], shape[1]), window, stride)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"padding {short(padding)} is not supported; use 'SAME', 'VALID', an int or two "
+            "(before, after) pairs of non-negative ints"
+        ) from None
+    if min(min(p) for p in pads) < 0:
+        raise ValueError(
+            f"negative padding {short(padding)} (cropping) is not supported; use 'SAME', "
+            "'VALID' or non-negative numbers"
+        )
+    return pads
+
+
+def _window_output(
+    shape: tuple[int, ...], window: tuple[int, int], stride: tuple[int, int], padding: Padding
+) -> tuple[int, int]:
+    oh = conv_output_size(shape[0], window[0], stride[0], *padding[0])
+    ow = conv_output_size(shape[1], window[1], stride[1], *padding[1])
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"window {window[0]}×{window[1]} does not fit its {shape[0]}×{shape[1]} input"
+        )
+    return oh, ow
+
+
+def _conv(item: nnx.Conv, shape: tuple[int, ...], read: bool) -> tuple[Layer, dict | None]:
+    """A Conv as a layer record (named later) and its weights."""
+    if len(shape) != 3:
+        raise ValueError(f"a Conv needs an (H, W, C) input, got shape {shape}")
+    kernel_size = tuple(item.kernel_size)
+    if len(kernel_size) != 2:
+        size = kernel_size[0] if len(kernel_size) == 1 else kernel_size
+        raise ValueError(
+            f"kernel_size={short(size)} is a {len(kernel_size)}-D kernel in Flax NNX (an int "
+            "kernel_size convolves along one axis only); give two sizes, e.g. "
+            f"kernel_size=({size}, {size})"
+            if len(kernel_size) == 1
+            else f"kernel_size={short(size)} is not 2-D; give two sizes, e.g. (3, 3)"
+        )
+    if getattr(item, "mask", None) is not None:
+        raise ValueError(
+            "a Conv with a kernel mask is not supported (the widget would explain the "
+            "unmasked kernel); multiply the mask into the kernel instead"
+        )
+    if any(d != 1 for d in np.atleast_1d(item.kernel_dilation or 1)) or any(
+        d != 1 for d in np.atleast_1d(item.input_dilation or 1)
+    ):
+        raise ValueError("dilated convolutions are not supported")
+    if item.feature_group_count != 1:
+        raise ValueError("grouped convolutions are not supported")
+    kh, kw, cin, cout = item.kernel.shape
+    if cin != shape[2]:
+        raise ValueError(f"expects {cin} input channels, gets {shape[2]}")
+    strides = item.strides if item.strides is not None else 1
+    stride = _pair(strides, "strides")
+    padding = _padding(item.padding, shape, (kh, kw), stride)
+    oh, ow = _window_output(shape, (kh, kw), stride, padding)
+    weights = None
+    if read:
+        kernel = np.asarray(item.kernel[...], np.float32)
+        bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
+        weights = {"kernel": kernel, "bias": bias}
+    layer = Layer("conv", "conv", shape, (oh, ow, cout), (kh, kw), stride, padding)
+    return layer, weights
+
+
+def _pool(item: Any, op: str, shape: tuple[int, ...]) -> Layer:
+    if not isinstance(item, functools.partial) or "window_shape" not in item.keywords:
+        raise ValueError(
+            f"give pooling as functools.partial(nnx.{op}_pool, window_shape=(2, 2), strides=(2, 2))"
+        )
+    takes = {"window_shape", "strides", "padding"}
+    if op == "avg":
+        takes.add("count_include_pad")
+    extra = sorted(set(item.keywords) - takes)
+    if item.args or extra:
+        raise ValueError(
+            f"{op}_pool takes keywords {', '.join(sorted(takes))}"
+            + (f", not {', '.join(map(short, extra))}" if extra else ", no positional ones")
+        )
+    if len(shape) != 3:
+        raise ValueError(f"pooling needs an (H, W, C) input, got shape {shape}")
+    kw_ = item.keywords
+    if isinstance(kw_["window_shape"], int) or isinstance(kw_.get("strides"), int):
+        raise ValueError(
+            "window_shape and strides must be pairs, e.g. window_shape=(2, 2), strides=(2, 2) "
+            "(Flax's pooling takes no single int)"
+        )
+    window = _pair(kw_["window_shape"], "window_shape")
+    stride = _pair(kw_.get("strides") or window, "strides")
+    padding = _padding(kw_.get("padding", "VALID"), shape, window, stride)
+    oh, ow = _window_output(shape, window, stride, padding)
+    options = {}
+    if op == "avg":
+        options["count_include_pad"] = bool(kw_.get("count_include_pad", True))
+    return Layer(
+        f"{op}_pool", "pool", shape, (oh, ow, shape[2]), window, stride, padding,
+        function=op, options=options,
+    )  # fmt: skip
+
+
+def _item_layer(
+    item: Any, i: int, last: bool, shape: tuple[int, ...], read: bool
+) -> tuple[Layer, dict | None]:
+    """One item of the sequence as a layer record (with a base name) and its weights."""
+    if isinstance(item, nnx.Conv):
+        return _conv(item, shape, read)
+    if isinstance(item, nnx.Linear):
+        if len(shape) != 1 or item.kernel.shape[0] != shape[0]:
+            raise ValueError(
+                f"expects {item.kernel.shape[0]} inputs, gets shape {shape} "
+                "(add Flatten() before the first Linear)"
+            )
+        weights = None
+        if read:
+            kernel = np.asarray(item.kernel[...], np.float32)
+            bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
+            weights = {"kernel": kernel, "bias": bias}
+        return Layer("dense", "dense", shape, (int(item.kernel.shape[1]),)), weights
+    if isinstance(item, Flatten):
+        return Layer("flatten", "flatten", shape, (math.prod(shape),)), None
+    if (op := _pool_op(item)) is not None:
+        return _pool(item, op, shape), None
+    if item is nnx.softmax or item is jax.nn.softmax:
+        if not last:
+            raise ValueError("softmax is only supported as the last layer")
+        return Layer("softmax", "softmax", shape, shape), None
+    if (fn := _function_name(item)) is not None:
+        fn_name, options = fn
+        options = activation_options(fn_name, options)
+        layer = Layer(fn_name, "activation", shape, shape, function=fn_name, options=options)
+        return layer, None
+    raise _Unsupported(SUPPORTED)
+
+
+def _check_names(names: Sequence[str], count: int) -> None:
+    if isinstance(names, str) or len(names) != count:
+        raise ValueError(f"give one layer name per item ({count}), got {short(names)}")
+    seen: set[str] = set()
+    for i, given in enumerate(names):
+        if not isinstance(given, str) or not given:
+            raise ValueError(f"layer {i}: its name must be a non-empty string, got {short(given)}")
+        if given in RESERVED_NAMES:
+            raise ValueError(
+                f"layer {i}: the name {given!r} is reserved (the activations also hold "
+                f"{', '.join(RESERVED_NAMES)}); choose another name"
+            )
+        if given in seen:
+            raise ValueError(f"layer {i}: the name {given!r} is used by an earlier layer")
+        seen.add(given)
+
+
+def _describe(
+    items: Sequence[Any],
+    input_shape: Sequence[int],
+    names: Sequence[str] | None,
+    read: bool,
+) -> tuple[list[Layer], dict[str, dict[str, np.ndarray | None]]]:
+    """The layer records and (if ``read``) weights of a sequence of items."""
+    shape: tuple[int, ...] = tuple(int(v) for v in input_shape)
+    layers: list[Layer] = []
+    params: dict[str, dict[str, np.ndarray | None]] = {}
+    used: set[str] = set(names or ())
+    counters: dict[str, int] = {}
+
+    def auto_name(base: str, numbered: bool) -> str:
+        # "flatten" and "softmax" stay plain the first time; the rest count from 1.
+        while True:
+            counters[base] = counters.get(base, 0) + 1
+            n = counters[base]
+            candidate = base if not numbered and n == 1 else f"{base}_{n}"
+            if candidate not in used:
+                used.add(candidate)
+                return candidate
+
+    if not items:
+        raise ValueError("the network has no layers")
+    if names is not None:
+        _check_names(names, len(items))
+    for i, item in enumerate(items):
+        where = f"layer {i} ({_describe_item(item)})"
+        try:
+            layer, weights = _item_layer(item, i, i == len(items) - 1, shape, read)
+        except _Unsupported as exc:
+            raise ValueError(f"unsupported {where}: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        except (TypeError, IndexError, KeyError, AttributeError) as exc:
+            # A supported kind of layer, configured in a way not foreseen here.
+            raise ValueError(
+                f"{where}: cannot be read ({type(exc).__name__}: {short(str(exc))}); {SUPPORTED}"
+            ) from None
+        if names is not None:
+            name = names[i]
+        else:
+            name = auto_name(layer.name, layer.kind not in ("flatten", "softmax"))
+        layers.append(dataclasses.replace(layer, name=name))
+        if weights is not None:
+            params[name] = weights
+        shape = layer.output_shape
+    if layers[-1].kind == "dense":
+        name = "softmax" if "softmax" not in used else auto_name("softmax", False)
+        layers.append(Layer(name, "softmax", shape, shape))
+    if layers[-1].kind != "softmax" or len(layers) < 2 or layers[-2].kind != "dense":
+        raise ValueError("the network must end with an nnx.Linear (optionally then nnx.softmax)")
+    # The final dense layer is the output layer, named as in the original.
+    last = layers[-2]
+    if names is None and last.name.startswith("dense_"):
+        layers[-2] = dataclasses.replace(last, name="output")
+        if read:
+            params["output"] = params.pop(last.name)
+    return layers, params
 
 
 def network_from_layers(
@@ -77,165 +381,88 @@ def network_from_layers(
 ) -> Network:
     """Describe a sequence of Flax NNX layers and functions as a `Network`.
 
-    Supported items, in any sensible order: ``nnx.Conv`` (any kernel size, stride and padding,
-    with or without bias; no dilation or groups), elementwise activations (``nnx.relu``,
-    ``nnx.gelu``, ``nnx.tanh``, ``nnx.sigmoid``, ``nnx.leaky_relu``, ``nnx.elu``, ``nnx.silu``,
-    also wrapped in ``functools.partial``), ``functools.partial(nnx.max_pool | nnx.avg_pool,
-    window_shape=..., strides=..., padding=...)``, `Flatten`, ``nnx.Linear`` and a final
-    ``nnx.softmax``. A softmax is appended when the last item is a ``Linear``.
+    Supported items, in any sensible order: ``nnx.Conv`` (a 2-D kernel of any size, any stride,
+    padding 'SAME', 'VALID' or non-negative numbers, with or without bias; no dilation, groups
+    or mask), elementwise activations (``nnx.relu``, ``nnx.gelu``, ``nnx.tanh``,
+    ``nnx.sigmoid``, ``nnx.leaky_relu``, ``nnx.elu``, ``nnx.silu``, also wrapped in
+    ``functools.partial`` with their own options), ``functools.partial(nnx.max_pool |
+    nnx.avg_pool, window_shape=..., strides=..., padding=...)``, `Flatten`, ``nnx.Linear`` and
+    a final ``nnx.softmax``. A softmax is appended when the last item is a ``Linear``.
+    ``input_shape`` is ``(H, W, C)``; H and W may differ.
+
+    ``names``, if given, names every item (unique, and none of `RESERVED_NAMES`); otherwise
+    layers are named by kind (``conv_1``, ``relu_1``, ..., ``flatten``, ``output``).
 
     Raises
     ------
     ValueError
-        Naming the first unsupported item, or a shape that does not fit.
+        Naming the first unsupported item by its position in the sequence (``layer 3
+        (Conv)``) and saying what is accepted, or a shape that does not fit.
     """
-    h, w, c = (int(v) for v in input_shape)
-    shape: tuple[int, ...] = (h, w, c)
-    layers: list[Layer] = []
-    params: dict[str, dict[str, np.ndarray | None]] = {}
-    counters: dict[str, int] = {}
-
-    def auto_name(base: str) -> str:
-        counters[base] = counters.get(base, 0) + 1
-        return f"{base}_{counters[base]}"
-
-    items = list(items)
-    if not items:
-        raise ValueError("the network has no layers")
-    for i, item in enumerate(items):
-        given = names[i] if names is not None else None
-        where = f"layer {i} ({_describe_item(item)})"
-        if isinstance(item, nnx.Conv):
-            if len(shape) != 3:
-                raise ValueError(f"{where}: a Conv needs an (H, W, C) input, got shape {shape}")
-            if any(d != 1 for d in np.atleast_1d(item.kernel_dilation or 1)) or any(
-                d != 1 for d in np.atleast_1d(item.input_dilation or 1)
-            ):
-                raise ValueError(f"{where}: dilated convolutions are not supported")
-            if item.feature_group_count != 1:
-                raise ValueError(f"{where}: grouped convolutions are not supported")
-            kernel = np.asarray(item.kernel[...], np.float32)
-            kh, kw, cin, cout = kernel.shape
-            if cin != shape[2]:
-                raise ValueError(f"{where}: expects {cin} input channels, gets {shape[2]}")
-            strides = item.strides if item.strides is not None else 1
-            stride = _pair(strides, "strides", where)
-            if isinstance(item.padding, str) and item.padding.upper() not in ("SAME", "VALID"):
-                raise ValueError(f"{where}: padding {item.padding!r} is not supported")
-            padding = resolve_padding(item.padding, shape[:2], (kh, kw), stride)
-            oh = conv_output_size(shape[0], kh, stride[0], *padding[0])
-            ow = conv_output_size(shape[1], kw, stride[1], *padding[1])
-            if oh < 1 or ow < 1:
-                raise ValueError(f"{where}: kernel {kh}×{kw} does not fit its {shape} input")
-            layer_name = given or auto_name("conv")
-            bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
-            params[layer_name] = {"kernel": kernel, "bias": bias}
-            new_shape: tuple[int, ...] = (oh, ow, cout)
-            layers.append(Layer(layer_name, "conv", shape, new_shape, (kh, kw), stride, padding))
-        elif isinstance(item, nnx.Linear):
-            kernel = np.asarray(item.kernel[...], np.float32)
-            if len(shape) != 1 or kernel.shape[0] != shape[0]:
-                raise ValueError(
-                    f"{where}: expects {kernel.shape[0]} inputs, gets shape {shape} "
-                    "(add Flatten() before the first Linear)"
-                )
-            layer_name = given or auto_name("dense")
-            bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
-            params[layer_name] = {"kernel": kernel, "bias": bias}
-            new_shape = (kernel.shape[1],)
-            layers.append(Layer(layer_name, "dense", shape, new_shape))
-        elif isinstance(item, Flatten):
-            new_shape = (math.prod(shape),)
-            layers.append(Layer(given or "flatten", "flatten", shape, new_shape))
-        elif _pool_op(item) is not None:
-            op = _pool_op(item)
-            if not isinstance(item, functools.partial) or "window_shape" not in item.keywords:
-                raise ValueError(
-                    f"{where}: give pooling as functools.partial(nnx.{op}_pool, "
-                    "window_shape=(2, 2), strides=(2, 2))"
-                )
-            if len(shape) != 3:
-                raise ValueError(f"{where}: pooling needs an (H, W, C) input, got shape {shape}")
-            kw_ = item.keywords
-            window = _pair(kw_["window_shape"], "window_shape", where)
-            stride = _pair(kw_.get("strides") or window, "strides", where)
-            padding = resolve_padding(kw_.get("padding", "VALID"), shape[:2], window, stride)
-            oh = conv_output_size(shape[0], window[0], stride[0], *padding[0])
-            ow = conv_output_size(shape[1], window[1], stride[1], *padding[1])
-            if oh < 1 or ow < 1:
-                raise ValueError(f"{where}: window {window} does not fit its {shape} input")
-            options = {}
-            if op == "avg":
-                options["count_include_pad"] = bool(kw_.get("count_include_pad", True))
-            layer_name = given or auto_name(f"{op}_pool")
-            layers.append(
-                Layer(
-                    layer_name,
-                    "pool",
-                    shape,
-                    (oh, ow, shape[2]),
-                    window,
-                    stride,
-                    padding,
-                    function=op,
-                    options=options,
-                )
-            )
-        elif item is nnx.softmax or item is jax.nn.softmax:
-            if i != len(items) - 1:
-                raise ValueError(f"{where}: softmax is only supported as the last layer")
-            layers.append(Layer(given or "softmax", "softmax", shape, shape))
-        elif (fn := _function_name(item)) is not None:
-            fn_name, options = fn
-            layer_name = given or auto_name(fn_name)
-            layers.append(
-                Layer(layer_name, "activation", shape, shape, function=fn_name, options=options)
-            )
-        else:
-            raise ValueError(
-                f"unsupported {where}: supported are nnx.Conv, nnx.Linear, Flatten, "
-                "activation functions (relu, gelu, tanh, sigmoid, leaky_relu, elu, silu), "
-                "functools.partial(nnx.max_pool | nnx.avg_pool, ...) and a final nnx.softmax"
-            )
-        shape = layers[-1].output_shape
-    if layers[-1].kind == "dense":
-        layers.append(Layer("softmax", "softmax", shape, shape))
-    if layers[-1].kind != "softmax" or len(layers) < 2 or layers[-2].kind != "dense":
-        raise ValueError("the network must end with an nnx.Linear (optionally then nnx.softmax)")
-    # The final dense layer is the output layer, named as in the original.
-    last = layers[-2]
-    if names is None and last.name.startswith("dense_"):
-        layers[-2] = Layer("output", "dense", last.input_shape, last.output_shape)
-        params["output"] = params.pop(last.name)
+    h, w, c = _input_shape(input_shape)
+    layers, params = _describe(list(items), (h, w, c), names, read=True)
     n_out = layers[-1].output_shape[0]
     if classes is None:
         classes = [f"class {k}" for k in range(n_out)]
     return Network(layers, params, (h, w, c), classes, name=name)
 
 
-def infer_input_shape(model: nnx.Sequential) -> tuple[int, int, int]:
-    """Guess (H, W, C) from the first Conv and the first Linear's input size.
+def _input_shape(input_shape: Any) -> tuple[int, int, int]:
+    try:
+        values = tuple(input_shape)
+    except TypeError:
+        values = ()
+    if len(values) != 3 or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
+        raise ValueError(
+            f"input_shape must be (H, W, C) with three positive ints, got {short(input_shape)}"
+        )
+    return (int(values[0]), int(values[1]), int(values[2]))
 
-    Strides and pooling make several sizes fit (e.g. 29 to 32 for two stride-2 layers); of
-    those the one with the most factors of two wins (32), then the smallest (Tiny VGG: 64).
+
+def infer_input_shape(
+    model: nnx.Sequential, ask_for: str = "input_shape=(H, W, C)"
+) -> tuple[int, int, int]:
+    """The (H, W, C) input of a ``Sequential``, when only one square size fits it.
+
+    The channels come from the first Conv, the size from the first Linear's input count. Strides
+    and pooling round sizes down, so often several sizes fit (29 to 32 for two stride-2 layers;
+    224 to 255 for a VGG16-style stack): then the size is not guessed and the error asks for
+    ``ask_for`` (the argument that sets it).
+
+    Raises
+    ------
+    ValueError
+        When no square size, or more than one, fits; or the network has no Conv.
     """
     convs = [m for m in model.layers if isinstance(m, nnx.Conv)]
     if not convs:
-        raise ValueError("cannot infer the input shape: give input_shape=(H, W, C)")
-    channels = int(convs[0].kernel.shape[2])
+        raise ValueError(f"cannot infer the input shape (no Conv layer): give {ask_for}")
+    channels = int(convs[0].kernel.shape[-2])
+    items = list(model.layers)
     fits: list[int] = []
     for size in range(1, 513):
         try:
-            network_from_layers(list(model.layers), (size, size, channels))
+            _describe(items, (size, size, channels), None, read=False)
         except ValueError:
             if fits:  # the sizes that fit are consecutive
                 break
             continue
         fits.append(size)
     if not fits:
-        raise ValueError("cannot infer a square input shape: give input_shape=(H, W, C)")
-    size = max(fits, key=lambda n: ((n & -n), -n))
-    return (size, size, channels)
+        raise ValueError(
+            f"cannot infer the input shape: no square input up to 512×512 fits this network; "
+            f"give {ask_for}"
+        )
+    if len(fits) > 1:
+        a, b = fits[0], fits[-1]
+        raise ValueError(
+            f"cannot infer the input shape: every square input from {a}×{a} to {b}×{b} fits "
+            f"this network (strides and pooling round sizes down) and each is explained "
+            f"differently; give {ask_for} with the size it was made for (C = {channels})"
+        )
+    return (fits[0], fits[0], channels)
 
 
 def network_from_sequential(
@@ -269,7 +496,10 @@ def logits(model: nnx.Module, x: jax.Array) -> jax.Array:
 
 
 __all__ = [
+    "ACTIVATION_OPTIONS",
+    "RESERVED_NAMES",
     "Flatten",
+    "activation_options",
     "infer_input_shape",
     "logits",
     "network_from_layers",

@@ -68,49 +68,70 @@ ACCEPTED = (
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What `load_image` did to an image: its size before, and the square it became.
+    """What `load_image` did to an image: its size before, and the input it became.
 
     Attributes
     ----------
     width, height:
         The decoded image's size in pixels (after EXIF orientation).
     size:
-        Side of the square input it became.
+        Side of the square input it became, or ``(height, width)`` of a non-square one.
     """
 
     width: int
     height: int
-    size: int
+    size: int | tuple[int, int]
+
+    @property
+    def target(self) -> tuple[int, int]:
+        """``(height, width)`` of the input the image became."""
+        return _target(self.size)
 
     @property
     def cropped(self) -> bool:
-        """True when a non-square image lost its edges to the centre crop."""
-        return self.width != self.height
+        """True when the image lost its edges to the centre crop (another aspect ratio)."""
+        th, tw = self.target
+        return self.width * th != self.height * tw
 
     @property
     def scaled_up(self) -> bool:
-        """True when the image was enlarged (its shorter side was below ``size + 1``)."""
-        return (self.width, self.height) != (self.size, self.size) and min(
-            self.width, self.height
-        ) < self.size + 1
+        """True when the image was enlarged (a side was below the input's side + 1)."""
+        th, tw = self.target
+        return (self.height, self.width) != (th, tw) and (
+            self.height < th + 1 or self.width < tw + 1
+        )
 
     def notice(self, name: str = "The image") -> str:
         """One sentence for the user when the image was cropped or scaled up, else ``""``."""
         if not (self.cropped or self.scaled_up):
             return ""
-        w, h, n = self.width, self.height, self.size
+        w, h = self.width, self.height
+        th, tw = self.target
         parts = []
         if self.cropped:
-            lost = round(100 * (1 - min(w, h) / max(w, h)))
-            edges = "left and right" if w > h else "top and bottom"
-            parts.append(f"centre-cropped to a square (about {lost}% cut off at the {edges})")
+            wider = w * th > h * tw
+            kept = (h * tw / th) / w if wider else (w * th / tw) / h
+            lost = round(100 * (1 - kept))
+            edges = "left and right" if wider else "top and bottom"
+            shape = "a square" if th == tw else f"{tw}:{th}"
+            parts.append(f"centre-cropped to {shape} (about {lost}% cut off at the {edges})")
         scale = "scaled up" if self.scaled_up else "scaled down"
         blur = ", so it looks blurrier" if self.scaled_up else ""
-        parts.append(f"{scale} to {n}×{n}{blur}")
+        parts.append(f"{scale} to {tw}×{th}{blur}")
         return f"{name} is {w}×{h}: " + " and ".join(parts) + "."
 
 
-def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
+def _target(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` from a square side or a pair, checked."""
+    pair = (size, size) if isinstance(size, int | np.integer) else tuple(size)
+    if len(pair) != 2 or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in pair
+    ):
+        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+    return (int(pair[0]), int(pair[1]))
+
+
+def load_image(source: Any, size: int | tuple[int, int] = 64, channels: int = 3) -> np.ndarray:
     """Load ``source`` as the network's input: ``(size, size, channels)`` float32 in [0, 1].
 
     Parameters
@@ -121,7 +142,8 @@ def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
         Grayscale becomes R = G = B, alpha is dropped, EXIF orientation is honoured and an
         animated image gives its first frame.
     size:
-        Side of the square output (64 for Tiny VGG).
+        Side of the square output (64 for Tiny VGG), or ``(height, width)`` for a non-square
+        one (see `resize_center_crop`).
     channels:
         3 for RGB output, 1 for grayscale (ITU-R 601 luma).
 
@@ -137,7 +159,7 @@ def load_image(source: Any, size: int = 64, channels: int = 3) -> np.ndarray:
 
 
 def load_image_with_info(
-    source: Any, size: int = 64, channels: int = 3
+    source: Any, size: int | tuple[int, int] = 64, channels: int = 3
 ) -> tuple[np.ndarray, ImageInfo]:
     """`load_image`, and what it did to the image (`ImageInfo`: cropped, scaled up).
 
@@ -145,6 +167,7 @@ def load_image_with_info(
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    _target(size)
     with warnings.catch_warnings():
         # Pillow warns about damaged metadata it skips ("Tag data larger than file"); the
         # image either decodes or fails with our error, so the warning only adds noise.
@@ -323,7 +346,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     return values[..., :3]
 
 
-def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:
+def resize_center_crop(rgb: np.ndarray, size: int | tuple[int, int] = 64) -> np.ndarray:
     """The original's resize and crop: ``rgb`` → ``size × size`` float in [0, 1].
 
     An image already ``size × size`` is used unchanged. Otherwise, as the original does in
@@ -340,12 +363,21 @@ def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:
        two (or four) canvas pixels around it. A portrait canvas is the same transposed, and a
        square one keeps its top-left ``size × size``.
 
+    ``size`` may be ``(height, width)`` for a non-square input (the original has none): the
+    canvas is then the image scaled by ``f = max((height + 1) / h, (width + 1) / w)`` (so it
+    covers ``(height + 1) × (width + 1)``), drawn the same way, and its exactly centred
+    ``height × width`` block is read (half positions averaged as above).
+
     ``rgb`` is ``uint8`` (0–255) or float in [0, 1]; the result is float in [0, 1]. An 8-bit
     image goes through an 8-bit canvas, as in the original; a float image keeps its precision.
     """
     h, w = rgb.shape[:2]
-    if (h, w) == (size, size):
+    th, tw = _target(size)
+    if (h, w) == (th, tw):
         return rgb / 255.0 if rgb.dtype == np.uint8 else rgb
+    if th != tw:
+        return _cover_crop(rgb, th, tw)
+    size = th
     canvas_w, canvas_h = canvas_size(w, h, size)
     if canvas_w > canvas_h:
         top, left = _half_if_even(canvas_w), (canvas_w - canvas_h) / 2
@@ -363,14 +395,29 @@ def resize_center_crop(rgb: np.ndarray, size: int = 64) -> np.ndarray:
     return _sample(canvas, top - row0, left - col0, size)
 
 
+def _cover_crop(rgb: np.ndarray, th: int, tw: int) -> np.ndarray:
+    """A non-square ``th × tw`` input: the canvas covering it, its exact centre read."""
+    h, w = rgb.shape[:2]
+    f = max((th + 1) / h, (tw + 1) / w)
+    canvas_w, canvas_h = max(tw, math.trunc(w * f)), max(th, math.trunc(h * f))
+    top, left = (canvas_h - th) / 2, (canvas_w - tw) / 2
+    row0, col0 = math.floor(top), math.floor(left)
+    window = (row0, col0, min(th + 1, canvas_h - row0), min(tw + 1, canvas_w - col0))
+    canvas = draw_image(rgb, canvas_w, canvas_h, window)
+    if canvas.dtype == np.uint8:
+        canvas = canvas / 255.0
+    return _sample(canvas, top - row0, left - col0, (th, tw))
+
+
 def _half_if_even(n: int) -> float:
     return 0.5 if n % 2 == 0 else 0.0
 
 
-def _sample(canvas: np.ndarray, top: float, left: float, size: int) -> np.ndarray:
-    """``canvas[top + i, left + j]`` for i, j < ``size``; half positions average neighbours."""
-    rows = _half_steps(canvas.shape[0], top, size)
-    cols = _half_steps(canvas.shape[1], left, size)
+def _sample(canvas: np.ndarray, top: float, left: float, size: int | tuple[int, int]) -> np.ndarray:
+    """``canvas[top + i, left + j]`` in a ``size`` block; half positions average neighbours."""
+    th, tw = _target(size)
+    rows = _half_steps(canvas.shape[0], top, th)
+    cols = _half_steps(canvas.shape[1], left, tw)
     out: np.ndarray = 0.25 * (
         canvas[rows[0]][:, cols[0]]
         + canvas[rows[0]][:, cols[1]]

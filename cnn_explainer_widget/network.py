@@ -25,6 +25,9 @@ from cnn_explainer_widget._convolution import conv
 from cnn_explainer_widget._text import short
 from cnn_explainer_widget.layers import ACTIVATIONS, Layer
 
+#: Keys of `Network.activations` that are not layer names.
+_RESERVED = ("input", "logits", "probabilities")
+
 
 class SelectionError(ValueError):
     """A selection that names no neuron of the network (see `Network.normalise_selection`)."""
@@ -56,6 +59,13 @@ class Network:
         name: str = "network",
     ) -> None:
         self.layers: tuple[Layer, ...] = tuple(layers)
+        names = [la.name for la in self.layers]
+        clash = next((n for i, n in enumerate(names) if n in names[:i] or n in _RESERVED), None)
+        if clash is not None:
+            raise ValueError(
+                f"layer name {clash!r} is used twice or is reserved ({', '.join(_RESERVED)} "
+                "are keys of the activations); give each layer its own name"
+            )
         self.input_shape = tuple(int(v) for v in input_shape)
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes)
         self.name = name

@@ -265,9 +265,7 @@ def _source(network: Network, images: Any) -> tuple[Iterator[np.ndarray] | np.nd
         files = image_files(images)
         if not files:
             raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {str(images)!r}")
-        if h != w:
-            raise ValueError(f"folders need a square input size; the network takes {h}×{w}")
-        return (load_image(f, size=h, channels=c) for f in files), len(files)
+        return (load_image(f, size=(h, w), channels=c) for f in files), len(files)
     if isinstance(images, bytes | bytearray | dict) or not isinstance(images, Iterable):
         raise TypeError(
             "images must be an array (N, H, W, C), a folder path, or an iterable of images; "
@@ -301,9 +299,7 @@ def _one(network: Network, item: Any, i: int) -> np.ndarray:
                 raise TypeError(f"expected uint8 or floats in [0, 1], got dtype {x.dtype}")
             _check_floats(x)
             return x.astype(np.float32, copy=False)
-        if h != w:
-            raise ValueError(f"give arrays shaped {(h, w, c)}: the network's input is not square")
-        return load_image(item, size=h, channels=c)
+        return load_image(item, size=(h, w), channels=c)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"image {i}: {exc}") from None
 

@@ -198,7 +198,7 @@ def _model_input_shape(
     if not isinstance(model, nnx.Sequential) or not _is_folder(data):
         return None
     if image_size is None:
-        return infer_input_shape(model)
+        return infer_input_shape(model, ask_for="image_size=N (the side of the square images)")
     if channels is None:
         convs = [m for m in model.layers if isinstance(m, nnx.Conv)]
         channels = int(convs[0].kernel.shape[2]) if convs else 3

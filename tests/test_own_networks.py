@@ -9,6 +9,7 @@ the activation at many random positions within 1e-4. Unsupported layers are refu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -86,7 +87,28 @@ def deep_wide() -> tuple[nnx.Sequential, tuple[int, int, int], list[str]]:
     return model, (24, 24, 3), ["w", "x", "y", "z"]
 
 
-ARCHITECTURES = {"strided_same": strided_same, "avgpool_gray": avgpool_gray, "deep_wide": deep_wide}
+def non_square() -> tuple[nnx.Sequential, tuple[int, int, int], list[str]]:
+    """A 20×36 (H ≠ W) RGB input, non-square kernels, strides and pooling windows."""
+    r = nnx.Rngs(4)
+    model = nnx.Sequential(
+        nnx.Conv(3, 4, (3, 5), strides=(1, 2), padding="SAME", rngs=r),
+        nnx.relu,
+        functools.partial(nnx.max_pool, window_shape=(2, 3), strides=(2, 3)),
+        nnx.Conv(4, 6, (3, 3), padding="VALID", rngs=r),
+        nnx.tanh,
+        Flatten(),
+        nnx.Linear(8 * 4 * 6, 3, rngs=r),
+        nnx.softmax,
+    )
+    return model, (20, 36, 3), ["p", "q", "r"]
+
+
+ARCHITECTURES = {
+    "strided_same": strided_same,
+    "avgpool_gray": avgpool_gray,
+    "deep_wide": deep_wide,
+    "non_square": non_square,
+}
 
 #: What the payload must say about each architecture: (name, kind, output shape, kernel size,
 #: stride, padding, function) for the layers whose hyperparameters matter.
@@ -129,6 +151,17 @@ EXPECTED = {
         ("leaky_relu_2", "activation", [16], None, None, None, "leaky_relu"),
         ("output", "dense", [4], None, None, None, None),
         ("softmax", "softmax", [4], None, None, None, None),
+    ],
+    # H: SAME, stride 1, kernel 3 → 20, pad (1, 1); W: ⌈36 / 2⌉ = 18, pad 17·2 + 5 − 36 = 3.
+    "non_square": [
+        ("conv_1", "conv", [20, 18, 4], [3, 5], [1, 2], [[1, 1], [1, 2]], None),
+        ("relu_1", "activation", [20, 18, 4], None, None, None, "relu"),
+        ("max_pool_1", "pool", [10, 6, 4], [2, 3], [2, 3], [[0, 0], [0, 0]], "max"),
+        ("conv_2", "conv", [8, 4, 6], [3, 3], [1, 1], [[0, 0], [0, 0]], None),
+        ("tanh_1", "activation", [8, 4, 6], None, None, None, "tanh"),
+        ("flatten", "flatten", [192], None, None, None, None),
+        ("output", "dense", [3], None, None, None, None),
+        ("softmax", "softmax", [3], None, None, None, None),
     ],
 }
 
@@ -267,14 +300,96 @@ def test_detail_math_equals_activations_at_random_positions(case):
     assert checked >= 25 * 6
 
 
-def test_grayscale_input_shape_inferred_and_images_loaded_gray(espresso_path):
-    model, _, classes = avgpool_gray()
-    network = as_network(model, classes)  # no input_shape: inferred
-    assert network.input_shape == (32, 32, 1)
-    widget = CNNExplainer(espresso_path, model=model, classes=classes)
+def test_grayscale_images_loaded_gray(espresso_path):
+    model, shape, classes = avgpool_gray()
+    widget = CNNExplainer(espresso_path, model=model, classes=classes, input_shape=shape)
     assert widget.image.shape == (32, 32, 1)
     assert widget.classes == ["circle", "square", "triangle"]
     assert abs(sum(widget.probabilities.values()) - 1) < 1e-5
+
+
+def test_non_square_input_loads_images_at_its_own_size(espresso_path, tmp_path):
+    from PIL import Image
+
+    from cnn_explainer_widget import top_activations
+
+    model, shape, classes = non_square()
+    widget = CNNExplainer(espresso_path, model=model, classes=classes, input_shape=shape)
+    assert widget.image.shape == (20, 36, 3)
+    # The photo is square: the top and bottom are cut to make it 36:20.
+    assert widget.image_info.cropped
+    assert "centre-cropped to 36:20" in widget.image_info.notice()
+    assert "top and bottom" in widget.image_info.notice()
+    expected = np.asarray(model(widget.image[None]))[0]
+    probs = np.array([widget.probabilities[c] for c in classes])
+    np.testing.assert_allclose(probs, expected, atol=TOL)
+    # An image of exactly 36×20 is used as it is; a folder scan reads images at 20×36 too.
+    exact = (np.random.default_rng(0).random((20, 36, 3)) * 255).astype(np.uint8)
+    widget.image = exact
+    np.testing.assert_allclose(widget.image, exact / 255.0, atol=1e-6)
+    assert widget.image_info.notice() == ""
+    Image.fromarray(exact).save(tmp_path / "a.png")
+    network = as_network(model, classes, shape)
+    [(i, value, _)] = top_activations(tmp_path, "conv_2", 0, k=1, model=network, progress=False)
+    assert i == 0
+    assert value == pytest.approx(
+        float(network.activations(exact / 255.0)["conv_2"][..., 0].max()), abs=TOL
+    )
+
+
+# ---- the input size: found when only one size fits, never guessed --------------------------
+
+
+def _vgg16_style(r: nnx.Rngs) -> nnx.Sequential:
+    """VGG16's layout, 2 channels wide: five SAME conv + 2×2 pool blocks, a 7×7 average pool."""
+    block = [
+        nnx.Conv(3, 2, (3, 3), rngs=r),
+        nnx.relu,
+        functools.partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2)),
+    ]
+    for _ in range(4):
+        block += [nnx.Conv(2, 2, (3, 3), rngs=r), nnx.relu, block[-1]]
+    pool = functools.partial(nnx.avg_pool, window_shape=(7, 7), strides=(7, 7))
+    return nnx.Sequential(*block, pool, Flatten(), nnx.Linear(2, 3, rngs=r))
+
+
+def test_input_size_inferred_only_when_one_size_fits():
+    r = nnx.Rngs(0)
+    # Unstrided VALID convs: only 10×10 gives 6×6×2 = 72 inputs to the Linear.
+    exact = nnx.Sequential(
+        nnx.Conv(1, 2, (3, 3), padding="VALID", rngs=r),
+        nnx.relu,
+        nnx.Conv(2, 2, (3, 3), padding="VALID", rngs=r),
+        Flatten(),
+        nnx.Linear(72, 3, rngs=r),
+    )
+    assert as_network(exact).input_shape == (10, 10, 1)
+    # Pooling rounds down: 32×32 to 35×35 all give the same 8×8 maps.
+    model, _, classes = avgpool_gray()
+    with pytest.raises(
+        ValueError, match=r"every square input from 32×32 to 35×35 fits.*input_shape"
+    ):
+        as_network(model, classes)
+    with pytest.raises(ValueError, match=r"from 32×32 to 35×35 fits.*input_shape"):
+        CNNExplainer(model=model, classes=classes)
+    # A VGG16-style stack with a final 7×7 pool fits 224 to 447: no 256×256 guess.
+    with pytest.raises(ValueError, match=r"from 224×224 to 447×447 fits.*input_shape"):
+        as_network(_vgg16_style(r))
+    assert as_network(_vgg16_style(r), input_shape=(224, 224, 3)).layers[-4].output_shape == (
+        1,
+        1,
+        2,
+    )
+
+
+def test_training_a_folder_asks_for_the_size_when_ambiguous(tmp_path):
+    from cnn_explainer_widget import write_image_folder
+
+    x = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 1), dtype=np.uint8)
+    folder = write_image_folder(tmp_path / "data", x, [0, 1, 2, 0, 1, 2], ["a", "b", "c"])
+    model, _, _ = avgpool_gray()
+    with pytest.raises(ValueError, match=r"from 32×32 to 35×35 fits.*image_size=N"):
+        train(model, folder, progress=False)
 
 
 def _base(*middle: Any) -> list[Any]:
@@ -335,3 +450,155 @@ def test_activations_follow_a_model_trained_further():
     model.layers[3].bias[...] = model.layers[3].bias[...] + 1.0
     after = activations(x, model=model)["logits"]
     np.testing.assert_allclose(after - before, 1.0, atol=1e-5)
+
+
+# ---- correctness gaps: never explain a different network, never fail later ----------------
+
+
+def _tiny(*middle: Any, conv: nnx.Conv | None = None) -> nnx.Sequential:
+    """An 8×8 grayscale network: a 3×3 SAME conv, ``middle``, Flatten, Linear to 3 classes."""
+    r = nnx.Rngs(0)
+    conv = conv or nnx.Conv(1, 2, (3, 3), rngs=r)
+    return nnx.Sequential(conv, *middle, Flatten(), nnx.Linear(8 * 8 * 2, 3, rngs=r))
+
+
+def test_conv_mask_is_refused_not_ignored():
+    mask = np.zeros((3, 3, 1, 2), np.float32)
+    mask[1, 1] = 1.0
+    model = _tiny(conv=nnx.Conv(1, 2, (3, 3), mask=mask, rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match=r"layer 0 \(Conv\): a Conv with a kernel mask"):
+        as_network(model, input_shape=(8, 8, 1))
+
+
+def test_activation_option_given_as_an_array_becomes_a_float(tmp_path):
+    from ipywidgets.widgets.widget import _remove_buffers
+    from jupyter_client.jsonutil import json_clean
+
+    from cnn_explainer_widget import TrainedModel, load_model
+
+    leaky = functools.partial(nnx.leaky_relu, negative_slope=jax.numpy.array(0.1))
+    model = _tiny(leaky)
+    x = np.random.default_rng(0).uniform(0, 1, (8, 8, 1)).astype(np.float32)
+    widget = CNNExplainer(x, model=model, input_shape=(8, 8, 1))
+    options = widget.network.layers[1].options
+    assert type(options["negative_slope"]) is float
+    assert options["negative_slope"] == pytest.approx(0.1)
+    # What the comm sends goes through jupyter_client's json_clean (the array failed there).
+    state, _, _ = _remove_buffers(widget.get_state())
+    json_clean(state)
+    expected = np.asarray(leaky(model.layers[0](x[None])))[0]
+    np.testing.assert_allclose(widget.activations["leaky_relu_1"], expected, atol=TOL)
+    saved = TrainedModel(model, ("a", "b", "c"), (8, 8, 1)).save(tmp_path / "m.safetensors")
+    assert load_model(saved).network().layers[1].options == options
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            functools.partial(nnx.relu, foo=1),
+            r"layer 1 \(functools.partial\('relu', ...\)\): relu has no option foo; "
+            r"the options it takes: none",
+        ),
+        (
+            functools.partial(nnx.leaky_relu, slope=0.2),
+            r"leaky_relu has no option slope; the options it takes: negative_slope \(float\)",
+        ),
+        (
+            functools.partial(nnx.leaky_relu, negative_slope=np.ones(2)),
+            r"layer 1 .*leaky_relu's negative_slope must be a single float",
+        ),
+        (
+            functools.partial(nnx.gelu, approximate="no"),
+            r"gelu's approximate must be a single bool",
+        ),
+        (
+            functools.partial(nnx.max_pool, window_shape=2, strides=2),
+            r"layer 1 \(functools.partial\('max_pool', ...\)\): window_shape and strides must "
+            r"be pairs",
+        ),
+        (
+            functools.partial(nnx.max_pool, window_shape=(2, 2), padding=((-1, 0), (0, 0))),
+            r"layer 1 .*negative padding .* is not supported",
+        ),
+        (
+            functools.partial(nnx.avg_pool, window_shape=(2, 2), size=3),
+            r"layer 1 .*avg_pool takes keywords count_include_pad, padding, strides, "
+            r"window_shape, not size",
+        ),
+        (
+            functools.partial(nnx.max_pool, window_shape=(2, 2), padding="REFLECT"),
+            r"layer 1 .*padding REFLECT is not supported",
+        ),
+    ],
+    ids=[
+        "relu-foo",
+        "leaky-slope",
+        "slope-vector",
+        "gelu-str",
+        "pool-int",
+        "pool-negative-pad",
+        "pool-keyword",
+        "pool-reflect",
+    ],
+)
+def test_misconfigured_function_is_refused_by_position(item, message):
+    model = _tiny(item)
+    with pytest.raises(ValueError, match=message):
+        as_network(model, input_shape=(8, 8, 1))
+
+
+@pytest.mark.parametrize(
+    ("conv", "message"),
+    [
+        (
+            dict(kernel_size=3),
+            r"layer 0 \(Conv\): kernel_size=3 is a 1-D kernel in Flax NNX .*"
+            r"kernel_size=\(3, 3\)",
+        ),
+        (dict(kernel_size=(3, 3), padding=-1), r"layer 0 \(Conv\): negative padding -1"),
+        (
+            dict(kernel_size=(3, 3), padding=((1, 1), (-1, 2))),
+            r"layer 0 \(Conv\): negative padding",
+        ),
+        (dict(kernel_size=(3, 3), padding=((1, 1),)), r"layer 0 \(Conv\): padding .* not supp"),
+        (dict(kernel_size=(3, 3), padding="CIRCULAR"), r"layer 0 \(Conv\): padding CIRCULAR"),
+        (dict(kernel_size=(3, 3, 3)), r"layer 0 \(Conv\): kernel_size=\(3, 3, 3\) is not 2-D"),
+    ],
+    ids=["int-kernel", "negative-int", "negative-pair", "one-pair", "circular", "3d-kernel"],
+)
+def test_misconfigured_conv_is_refused_by_position(conv, message):
+    r = nnx.Rngs(0)
+    model = nnx.Sequential(nnx.Conv(1, 2, rngs=r, **conv), Flatten(), nnx.Linear(8, 3, rngs=r))
+    with pytest.raises(ValueError, match=message):
+        as_network(model, input_shape=(8, 8, 1))
+
+
+def test_layer_names_cannot_overwrite_activations():
+    from cnn_explainer_widget import TrainedModel
+    from cnn_explainer_widget.network import Network
+
+    model = _tiny(nnx.relu)
+    for reserved in ("input", "logits", "probabilities"):
+        trained = TrainedModel(
+            model, ("a", "b", "c"), (8, 8, 1), layer_names=("conv", reserved, "flatten", "out")
+        )
+        with pytest.raises(ValueError, match=rf"layer 1: the name '{reserved}' is reserved"):
+            CNNExplainer(model=trained)
+    twice = TrainedModel(model, ("a", "b", "c"), (8, 8, 1), layer_names=("c", "c", "f", "o"))
+    with pytest.raises(ValueError, match=r"layer 1: the name 'c' is used by an earlier layer"):
+        as_network(twice)
+    # Automatic names never clash: a second Flatten is "flatten_2", and every activation key
+    # holds its own layer's output.
+    two_flattens = _tiny(nnx.relu, Flatten())
+    network = as_network(two_flattens, input_shape=(8, 8, 1))
+    names = [la.name for la in network.layers]
+    assert names == ["conv_1", "relu_1", "flatten", "flatten_2", "output", "softmax"]
+    acts = network.activations(np.zeros((8, 8, 1), np.float32))
+    assert len(acts) == len(network.layers) + 1
+    assert acts["relu_1"].shape == (8, 8, 2) and acts["flatten_2"].shape == (128,)
+    # A Network built by hand is checked too.
+    layers = list(network.layers)
+    layers[1] = dataclasses.replace(layers[1], name="logits")
+    with pytest.raises(ValueError, match=r"layer name 'logits' is used twice or is reserved"):
+        Network(layers, network.params, (8, 8, 1), network.classes)
