@@ -198,6 +198,8 @@ def _model_input_shape(
     if not isinstance(model, nnx.Sequential) or not _is_folder(data):
         return None
     if image_size is None:
+        if not Path(data).is_dir():
+            return None  # reading the folder says what is wrong with it
         return infer_input_shape(model, ask_for="image_size=N (the side of the square images)")
     if channels is None:
         convs = [m for m in model.layers if isinstance(m, nnx.Conv)]
