@@ -50,6 +50,10 @@ SUPPORTED = (
 )
 
 
+#: A conv or dense layer's weights: ``{"kernel": array, "bias": array or None}``.
+_Weights = dict[str, np.ndarray | None]
+
+
 class _Unsupported(ValueError):
     """An item that is no supported layer at all (not a supported layer used wrongly)."""
 
@@ -183,7 +187,7 @@ def _window_output(
     return oh, ow
 
 
-def _conv(item: nnx.Conv, shape: tuple[int, ...], read: bool) -> tuple[Layer, dict | None]:
+def _conv(item: nnx.Conv, shape: tuple[int, ...], read: bool) -> tuple[Layer, _Weights | None]:
     """A Conv as a layer record (named later) and its weights."""
     if len(shape) != 3:
         raise ValueError(f"a Conv needs an (H, W, C) input, got shape {shape}")
@@ -215,7 +219,7 @@ def _conv(item: nnx.Conv, shape: tuple[int, ...], read: bool) -> tuple[Layer, di
     stride = _pair(strides, "strides")
     padding = _padding(item.padding, shape, (kh, kw), stride)
     oh, ow = _window_output(shape, (kh, kw), stride, padding)
-    weights = None
+    weights: _Weights | None = None
     if read:
         kernel = np.asarray(item.kernel[...], np.float32)
         bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
@@ -261,7 +265,7 @@ def _pool(item: Any, op: str, shape: tuple[int, ...]) -> Layer:
 
 def _item_layer(
     item: Any, i: int, last: bool, shape: tuple[int, ...], read: bool
-) -> tuple[Layer, dict | None]:
+) -> tuple[Layer, _Weights | None]:
     """One item of the sequence as a layer record (with a base name) and its weights."""
     if isinstance(item, nnx.Conv):
         return _conv(item, shape, read)
@@ -271,7 +275,7 @@ def _item_layer(
                 f"expects {item.kernel.shape[0]} inputs, gets shape {shape} "
                 "(add Flatten() before the first Linear)"
             )
-        weights = None
+        weights: _Weights | None = None
         if read:
             kernel = np.asarray(item.kernel[...], np.float32)
             bias = None if item.bias is None else np.asarray(item.bias[...], np.float32)
