@@ -76,8 +76,10 @@ class CNNExplainer(anywidget.AnyWidget):
     >>> w.selected_neuron.kernel    # doctest: +SKIP
     """
 
-    _esm = _STATIC / "widget.js"
-    _css = _STATIC / "widget.css"
+    # The bundle as text traits, not paths: anywidget watches a path's contents through a
+    # class-level signal whose callback holds every instance, so no widget would ever be freed.
+    _esm = traitlets.Unicode((_STATIC / "widget.js").read_text(encoding="utf-8")).tag(sync=True)
+    _css = traitlets.Unicode((_STATIC / "widget.css").read_text(encoding="utf-8")).tag(sync=True)
 
     _network = traitlets.Dict(help="py→js, once: network structure and weights.").tag(sync=True)
     _activations = traitlets.Dict(help="py→js, per image: every layer's maps.").tag(sync=True)

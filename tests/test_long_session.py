@@ -14,6 +14,7 @@ import contextlib
 import gc
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,29 @@ def test_each_image_update_is_one_message_with_only_the_latest_state():
     assert len(sent) == 1
     seq = w._activations["seq"]
     assert sent[0]["state"]["_activations"]["seq"] == seq
+
+
+CYCLES = 200
+MAX_CYCLE_GROWTH = 10 * 1024 * 1024
+
+
+@pytest.mark.skipif(not STATM.exists(), reason="needs /proc/self/statm (Linux)")
+def test_create_close_cycles_free_every_widget():
+    """Re-running a cell that makes a widget must not keep the old ones: after 200
+    create/close cycles every widget has been collected and RSS grew by at most 10 MB."""
+    for _ in range(5):  # warm up: JIT, allocator pools, thumbnails
+        CNNExplainer().close()
+    gc.collect()
+    start = rss()
+    refs = []
+    for _ in range(CYCLES):
+        w = CNNExplainer()
+        refs.append(weakref.ref(w))
+        w.close()
+        del w
+    gc.collect()
+    growth = rss() - start
+    alive = sum(r() is not None for r in refs)
+    print(f"\n{CYCLES} create/close cycles: {alive} alive, RSS growth {growth / 2**20:+.1f} MB")
+    assert alive == 0, f"{alive} of {CYCLES} closed widgets are still alive"
+    assert growth <= MAX_CYCLE_GROWTH, f"RSS grew by {growth / 2**20:.1f} MB"
