@@ -64,6 +64,12 @@ class Neuron:
     window: np.ndarray | None = None
     value: float | None = None
 
+    def __post_init__(self) -> None:
+        # What a user gets back is read-only: views of the widget's arrays and fresh windows.
+        for value in (self.activation, self.inputs, self.kernel, self.window):
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
     def __repr__(self) -> str:
         where = "" if self.y is None else f", y={self.y}, x={self.x}, value={self.value:.6g}"
         return f"Neuron(layer={self.layer!r}, index={self.index}, kind={self.kind!r}{where})"

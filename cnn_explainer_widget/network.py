@@ -69,8 +69,10 @@ class Network:
         self.input_shape = tuple(int(v) for v in input_shape)
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes)
         self.name = name
+        # Own read-only copies: a numpy-backed parameter edited in place later must change
+        # neither the kernels shown nor the outputs computed.
         self.params: dict[str, dict[str, np.ndarray | None]] = {
-            k: {n: None if v is None else np.asarray(v, np.float32) for n, v in p.items()}
+            k: {n: None if v is None else _frozen_copy(v) for n, v in p.items()}
             for k, p in params.items()
         }
         n_out = self.layers[-1].output_shape[0]
@@ -256,7 +258,7 @@ class Network:
         and recomputes every later layer.
         """
         off = self.normalise_ablation(ablate)
-        x = self._check_input(x)
+        x = _frozen_copy(self._check_input(x))  # never the caller's array back
         single = x.ndim == 3
         batch = x[None] if single else x
         if off:
@@ -305,6 +307,13 @@ class Network:
 def _structure(params: dict[str, dict[str, np.ndarray | None]]) -> dict[str, dict[str, bool]]:
     """The tree structure of ``params``: its keys, and which entries are None (no bias)."""
     return {k: {n: v is None for n, v in p.items()} for k, p in params.items()}
+
+
+def _frozen_copy(value: Any) -> np.ndarray:
+    """A float32 copy of ``value`` that nobody can write (not even through the caller's array)."""
+    out = np.array(value, dtype=np.float32, copy=True)
+    out.flags.writeable = False
+    return out
 
 
 def _compiler_options() -> dict[str, Any] | None:
