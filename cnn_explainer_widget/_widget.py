@@ -7,8 +7,13 @@ everything the front end sends back (selection, colour scale, uploads, image cho
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Sequence
+import threading
+import types
+import unicodedata
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,7 @@ from cnn_explainer_widget.images import (
 from cnn_explainer_widget.model import as_network
 from cnn_explainer_widget.network import Network, SelectionError
 from cnn_explainer_widget.scan import scan
-from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
+from cnn_explainer_widget.tiny_vgg import INPUT_SHAPE, tiny_vgg_network
 
 _STATIC = Path(__file__).parent / "static"
 
@@ -44,6 +49,11 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 COLOR_SCALES = ("unit", "module", "global", "neuron")
 #: Traits the front end may set (anything else it sends is refused).
 BROWSER_TRAITS = ("selected", "color_scale", "ablated", "overlay", "overlay_target")
+#: Unicode categories replaced in names: controls, format characters, surrogates, private
+#: use, unassigned, and line/paragraph separators (other than the space, every Z* but Zs).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: Longest image name kept (uploads, paths); longer names are cut with an ellipsis.
+MAX_NAME_LENGTH = 80
 
 
 class InvalidSelection(traitlets.TraitError, SelectionError):
@@ -52,6 +62,16 @@ class InvalidSelection(traitlets.TraitError, SelectionError):
 
 class InvalidAblation(traitlets.TraitError, ValueError):
     """An ``ablated`` value that does not name neurons of the network."""
+
+
+class _ImageTrait(traitlets.Any):
+    """The ``image`` trait: reads give the shown image; assigning any source loads and shows it.
+
+    Observers are notified only once the whole update (image, name, prediction, page) is done.
+    """
+
+    def __set__(self, obj: traitlets.HasTraits, value: Any) -> None:
+        obj.set_image(value)  # type: ignore[attr-defined]
 
 
 class CNNExplainer(anywidget.AnyWidget):
@@ -100,7 +120,8 @@ class CNNExplainer(anywidget.AnyWidget):
             "it from Python opens that neuron's explanation."
         ),
     ).tag(sync=True)
-    color_scale = traitlets.Unicode(
+    color_scale = traitlets.Enum(
+        COLOR_SCALES,
         "unit",
         help=(
             "Both ways. Hidden-layer colour range: 'unit' (per conv layer with its ReLU and "
@@ -142,6 +163,24 @@ class CNNExplainer(anywidget.AnyWidget):
         sync=True
     )
 
+    # Python-only, read-only state a user can observe: each changes together with the image,
+    # whether Python or the page (an upload, a default image) chose it.
+    image = _ImageTrait(
+        help=(
+            "The current input image, (H, W, C) float32 in [0, 1], read-only array. Assign "
+            "anything load_image accepts to show another image."
+        )
+    )
+    image_name = traitlets.Unicode(
+        read_only=True, help="A short description of the current image (file or default name)."
+    )
+    prediction = traitlets.Unicode(
+        read_only=True, help="The most probable class for the current image."
+    )
+    probabilities = traitlets.Any(
+        read_only=True, help="Class name → probability for the current image (read-only mapping)."
+    )
+
     def __init__(
         self,
         image: Any = None,
@@ -151,14 +190,13 @@ class CNNExplainer(anywidget.AnyWidget):
         input_shape: tuple[int, int, int] | None = None,
         **kwargs: Any,
     ) -> None:
-        if model is None and classes is None:
-            network = tiny_vgg_network()
-        else:
-            network = as_network(
-                model if model is not None else tiny_vgg_network(), classes, input_shape
-            )
+        _check_keywords(type(self), kwargs)
+        network = _network_for(model, classes, input_shape)
         self._net: Network = network
-        self._seq = 0
+        # One update at a time: two threads (or a thread and the comm) setting the image
+        # would otherwise interleave and leave the page on another image than Python's.
+        self._update_lock = threading.RLock()
+        self._seq = 1
         self._top_images: list[np.ndarray] = []
         self._top_names: list[str] = []
         first_name, first_label = DEFAULT_IMAGES[0]
@@ -166,10 +204,10 @@ class CNNExplainer(anywidget.AnyWidget):
             (pixels, info), name = self._load(default_image_path(first_name)), first_label
         else:
             (pixels, info), name = self._load(image), _describe_source(image)
+        name = clean_name(name)
         acts = network.activations(pixels)
-        self._image, self._acts, self._image_name = pixels, acts, name
+        self._set_shown(pixels, acts, name)
         self._image_info = info
-        self._seq = 1
         super().__init__(
             _network=encode_network(network),
             _activations=encode_activations(network, acts, self._seq, name, "python"),
@@ -181,6 +219,20 @@ class CNNExplainer(anywidget.AnyWidget):
             **kwargs,
         )
 
+    def __repr__(self) -> str:
+        """What the widget shows: the network, the image, the prediction and the selection."""
+        sel = self.selected
+        where = "None"
+        if sel is not None:
+            where = f"{sel['layer']}[{sel['index']}]"
+            if "y" in sel:
+                where += f" at ({sel['y']}, {sel['x']})"
+        p = max(self.probabilities.values())
+        return (
+            f"CNNExplainer(network={self._net.name!r}, image={self.image_name!r}, "
+            f"prediction={self.prediction!r} ({p:.1%}), selected={where})"
+        )
+
     # ---- the image -------------------------------------------------------------------------
 
     @property
@@ -188,23 +240,11 @@ class CNNExplainer(anywidget.AnyWidget):
         """The `Network` this widget explains."""
         return self._net
 
-    @property
-    def image(self) -> np.ndarray:
-        """The current input image, ``(H, W, C)`` float32 in [0, 1] (read-only).
-
-        Assign anything `load_image` accepts (a path, PIL image, numpy array or file bytes) to
-        show another image; invalid input raises and leaves the widget unchanged.
-        """
-        view = self._image.view()
-        view.flags.writeable = False
-        return view
-
-    @image.setter
-    def image(self, source: Any) -> None:
-        self.set_image(source)
-
     def set_image(self, source: Any, name: str | None = None) -> None:
-        """Show ``source`` (anything `load_image` accepts): one forward pass, one message."""
+        """Show ``source`` (anything `load_image` accepts): one forward pass, one message.
+
+        ``w.image = source`` does the same. Invalid input raises and leaves the widget unchanged.
+        """
         pixels, info = self._load(source)
         self._show(pixels, info, name or _describe_source(source), "python")
 
@@ -213,20 +253,71 @@ class CNNExplainer(anywidget.AnyWidget):
         return load_image_with_info(source, size=h if h == w else (h, w), channels=c)
 
     def _show(self, pixels: np.ndarray, info: ImageInfo, name: str, source: str) -> None:
-        ablated = self.ablated or {}
-        acts = self._net.activations(pixels, ablate=ablated)
-        self._seq += 1
-        payload = encode_activations(
-            self._net, acts, self._seq, name, source, derive=_derivable(self._net, ablated)
-        )
-        self._image, self._acts, self._image_name = pixels, acts, name
-        self._image_info = info
-        overlay = self._overlay_for(pixels, acts)
-        with self.hold_sync():
+        """Compute and show an image: Python's state and the page change together or not at all.
+
+        Updates are serialised. If sending fails (or an observer raises), Python's state goes
+        back to the previous image, which the page is asked to show again, and the error is
+        raised: Python and the page never disagree.
+        """
+        name = clean_name(name)
+        with self._update_lock:
+            ablated = self.ablated or {}
+            acts = self._net.activations(pixels, ablate=ablated)
+            self._seq += 1
+            payload = encode_activations(
+                self._net, acts, self._seq, name, source, derive=_derivable(self._net, ablated)
+            )
+            overlay = self._overlay_for(acts["input"], acts)
+            before = (
+                self._image,
+                self._image_info,
+                self._acts,
+                self.image_name,
+                self._activations,
+                self._overlay,
+                self.error,
+            )
+            try:
+                self._update(pixels, info, acts, name, payload, overlay, "")
+            except BaseException:
+                self._states_to_send.clear()
+                # Ask the page to show the previous image again; if even that cannot be sent,
+                # the page still has it (the failed message never arrived).
+                with suppress(Exception):
+                    self._update(*before)
+                raise
+
+    def _update(
+        self,
+        pixels: np.ndarray,
+        info: ImageInfo,
+        acts: dict[str, np.ndarray],
+        name: str,
+        payload: dict[str, Any],
+        overlay: dict[str, Any],
+        error: str,
+    ) -> None:
+        # One message to the page; observers run once everything is set, and see all of it.
+        with self.hold_sync(), self.hold_trait_notifications():
+            self._set_shown(pixels, acts, name)
+            self._image_info = info
             self._activations = payload
             self._overlay = overlay
             self._image_notice = info.notice(name)
-            self.error = ""
+            self.error = error
+
+    def _set_shown(self, pixels: np.ndarray, acts: dict[str, np.ndarray], name: str) -> None:
+        probs = acts["probabilities"]
+        classes = self._net.classes
+        pixels = acts["input"]  # the network's own read-only copy of the pixels
+        self._image, self._acts = pixels, acts
+        self.set_trait("image", pixels)
+        self.set_trait("image_name", name)
+        self.set_trait("prediction", classes[int(np.argmax(probs))])
+        self.set_trait(
+            "probabilities",
+            types.MappingProxyType({c: float(p) for c, p in zip(classes, probs, strict=True)}),
+        )
 
     # ---- why, what if, which images ----------------------------------------------------------
 
@@ -245,7 +336,7 @@ class CNNExplainer(anywidget.AnyWidget):
     @traitlets.observe("ablated")
     def _ablated_changed(self, change: dict[str, Any]) -> None:
         if hasattr(self, "_image") and change["old"] != change["new"]:
-            self._show(self._image, self._image_info, self._image_name, "ablation")
+            self._show(self._image, self._image_info, self.image_name, "ablation")
 
     @traitlets.validate("overlay")
     def _validate_overlay(self, proposal: dict[str, Any]) -> str:
@@ -321,11 +412,6 @@ class CNNExplainer(anywidget.AnyWidget):
     # ---- read-outs -------------------------------------------------------------------------
 
     @property
-    def image_name(self) -> str:
-        """A short description of the current image (file or default image name)."""
-        return self._image_name
-
-    @property
     def image_info(self) -> ImageInfo:
         """What loading did to the current image (an `ImageInfo`).
 
@@ -343,17 +429,6 @@ class CNNExplainer(anywidget.AnyWidget):
     def classes(self) -> list[str]:
         """Class names, in output order."""
         return list(self._net.classes)
-
-    @property
-    def probabilities(self) -> dict[str, float]:
-        """Class name → probability for the current image."""
-        probs = self._acts["probabilities"]
-        return {c: float(p) for c, p in zip(self._net.classes, probs, strict=True)}
-
-    @property
-    def prediction(self) -> str:
-        """The most probable class for the current image."""
-        return self._net.classes[int(np.argmax(self._acts["probabilities"]))]
 
     @property
     def selected_neuron(self) -> Neuron | None:
@@ -402,15 +477,6 @@ class CNNExplainer(anywidget.AnyWidget):
     @traitlets.validate("selected")
     def _validate_selected(self, proposal: dict[str, Any]) -> dict[str, Any] | None:
         return _checked_selection(self._net, proposal["value"])
-
-    @traitlets.validate("color_scale")
-    def _validate_color_scale(self, proposal: dict[str, Any]) -> str:
-        value: str = proposal["value"]
-        if value not in COLOR_SCALES:
-            raise traitlets.TraitError(
-                f"color_scale must be one of {COLOR_SCALES}, got {short(value)}"
-            )
-        return value
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """Apply state sent by the front end, refusing anything invalid.
@@ -482,7 +548,7 @@ class CNNExplainer(anywidget.AnyWidget):
 
     def _handle_upload(self, content: dict[str, Any], buffers: Any) -> None:
         name = content.get("name")
-        name = short(name, 80) if isinstance(name, str) and name else "the uploaded file"
+        name = clean_name(name) if isinstance(name, str) and name else "the uploaded file"
         if not isinstance(buffers, list | tuple) or len(buffers) != 1:
             count = len(buffers) if isinstance(buffers, list | tuple) else 0
             self.error = f"Could not use {name}: expected one file, got {count}."
@@ -521,6 +587,63 @@ def _checked_selection(network: Network, value: Any) -> dict[str, Any] | None:
 def _derivable(network: Network, ablated: dict[str, list[int]]) -> bool:
     """Whether ReLU and max-pool maps may travel as recipes: not when one of them is ablated."""
     return all(network.layer(name).kind not in ("activation", "pool") for name in ablated)
+
+
+def clean_name(name: str, limit: int = MAX_NAME_LENGTH) -> str:
+    """``name`` made safe to show and to send: printable, valid Unicode, at most ``limit`` long.
+
+    Lone surrogates (which cannot be encoded as UTF-8, so the page would never get the update)
+    and control or format characters (a terminal escape, a right-to-left override) become
+    U+FFFD; an empty result becomes "image".
+    """
+    text = "".join(
+        ch if ch == " " or unicodedata.category(ch) not in _UNSAFE_CATEGORIES else "\ufffd"
+        for ch in name[: limit * 4]
+    ).strip()
+    return short(text, limit) if text else "image"
+
+
+def _check_keywords(cls: type[CNNExplainer], kwargs: Mapping[str, Any]) -> None:
+    """Refuse keyword arguments that are not settable public traits (a typo is not ignored)."""
+    allowed = sorted(
+        name
+        for name, trait in cls.class_traits().items()
+        if not name.startswith("_")
+        and not trait.read_only
+        and name not in ("image", "comm", "keys", "log", "error", "busy")
+    )
+    for key in kwargs:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), [*allowed, "image", "model"], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"CNNExplainer() got an unexpected keyword argument {short(key)!r}{hint} "
+                f"It takes image, model, classes, input_shape and {', '.join(allowed)}."
+            )
+
+
+def _network_for(model: Any, classes: Sequence[str] | None, input_shape: Any) -> Network:
+    """The `Network` to explain, with ``classes`` and ``input_shape`` applied or refused."""
+    if model is None:
+        network = tiny_vgg_network()
+        if input_shape is not None and tuple(input_shape) != INPUT_SHAPE:
+            raise ValueError(
+                f"input_shape {tuple(input_shape)} does not fit the shipped Tiny VGG, which "
+                f"takes {INPUT_SHAPE}; give your own model=... for other sizes"
+            )
+    else:
+        network = as_network(model, classes, input_shape)
+    if input_shape is not None and tuple(input_shape) != network.input_shape:
+        raise ValueError(
+            f"input_shape {tuple(input_shape)} does not match the network's input "
+            f"{network.input_shape}"
+        )
+    if classes is not None and tuple(str(c) for c in classes) != network.classes:
+        # A new Network object: the caller's (and the cached Tiny VGG) keep their names.
+        network = Network(
+            network.layers, network.params, network.input_shape, classes, name=network.name
+        )
+    return network
 
 
 def _describe_source(source: Any) -> str:
