@@ -125,7 +125,7 @@ def _halve_u8(a: np.ndarray) -> np.ndarray:
     h, w = a.shape[:2]
     rows_out, odd_rows = h // 2, h % 2
     out = np.empty((max(1, rows_out), max(1, w // 2), a.shape[2]), np.uint8)
-    band = 256
+    band = _band_rows(a)
     for r0 in range(0, rows_out, band):
         r1 = min(rows_out, r0 + band)
         block = a[2 * r0 : 2 * r1 + odd_rows].astype(np.uint32)
@@ -158,20 +158,27 @@ def _sum_axis(a: np.ndarray, axis: int) -> np.ndarray:
 def _halve(a: np.ndarray) -> np.ndarray:
     """One mip level: 2×2 box average (a 1-2-1 filter along an odd axis, as Skia does).
 
-    An 8-bit level is converted to float32 in bands of rows, so the first (largest) level of a
-    big photo never exists as a float copy: peak memory stays near the decoded image's size.
+    A level is computed in bands of rows (an 8-bit one converted to float32 band by band), so
+    the first (largest) level of a big photo never exists as a float copy and no full-size
+    temporaries are made: peak memory stays near the decoded image's size.
     """
-    if a.dtype != np.uint8:
-        return _halve_axis(_halve_axis(a, 0), 1)
     rows, odd = a.shape[0] // 2, a.shape[0] % 2
-    out = np.empty((rows, a.shape[1] // 2, a.shape[2]), np.float32)
-    band = 256
+    eight_bit = a.dtype == np.uint8
+    out = np.empty((rows, a.shape[1] // 2, a.shape[2]), np.float32 if eight_bit else a.dtype)
+    band = _band_rows(a)
     for r0 in range(0, rows, band):
         r1 = min(rows, r0 + band)
         # Output rows r0..r1 read input rows 2·r0 .. 2·r1 (one more along an odd axis).
-        block = a[2 * r0 : 2 * r1 + odd].astype(np.float32) / np.float32(255)
+        block = a[2 * r0 : 2 * r1 + odd]
+        if eight_bit:
+            block = block.astype(np.float32) / np.float32(255)
         out[r0:r1] = _halve_axis(_halve_axis(block, 0), 1)
     return out
+
+
+def _band_rows(a: np.ndarray) -> int:
+    """Output rows of a mip level computed at once: about 4 MB of wide (4-byte) input values."""
+    return max(1, 4 * 1024 * 1024 // (2 * a.shape[1] * a.shape[2] * 4))
 
 
 def _halve_axis(a: np.ndarray, axis: int) -> np.ndarray:
