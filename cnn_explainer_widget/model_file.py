@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from cnn_explainer_widget._safetensors import WeightsFileError, dumps, loads
+from cnn_explainer_widget._safetensors import WeightsFileError, dumps, load_file
 from cnn_explainer_widget.flax_module import Flatten, network_from_layers
 from cnn_explainer_widget.layers import ACTIVATIONS, conv_output_size
 from cnn_explainer_widget.network import Network
@@ -30,6 +31,29 @@ from cnn_explainer_widget.network import Network
 FORMAT = "cnn-explainer-widget.model"
 #: Version of the model file layout.
 FORMAT_VERSION = 1
+
+# Sane limits, checked before anything is built or allocated: a small file must not be able to
+# make the widget allocate gigabytes (a 900-byte file can declare a 20000×20000 input).
+#: Largest input side, in pixels.
+MAX_INPUT_SIDE = 4096
+#: Most values in one image's activations, all layers together (4 bytes each).
+MAX_ACTIVATION_VALUES = 32_000_000
+#: Most layers, class names, and characters in a name.
+MAX_LAYERS = 1000
+MAX_CLASSES = 10_000
+MAX_NAME_CHARS = 200
+#: Most epochs in a history.
+MAX_EPOCHS = 100_000
+#: Keyword options each activation function takes, with their types.
+ACTIVATION_OPTIONS: dict[str, dict[str, type]] = {
+    "relu": {},
+    "gelu": {"approximate": bool},
+    "tanh": {},
+    "sigmoid": {},
+    "leaky_relu": {"negative_slope": float},
+    "elu": {"alpha": float},
+    "silu": {},
+}
 
 
 @dataclass(frozen=True)
@@ -108,17 +132,111 @@ def read_model_file(path: str | os.PathLike[str]) -> SavedModel:
     if not path.is_file():
         raise WeightsFileError(f"model file not found: {path}")
     source = str(path)
-    tensors, metadata = loads(path.read_bytes(), source=source)
+    tensors, metadata = load_file(path)  # memory-mapped: a large file is never read whole
     return _from_parts(tensors, metadata, source)
 
 
-def _field(metadata: dict[str, str], key: str, source: str) -> Any:
-    if key not in metadata:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key[:60]!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _field(metadata: dict[str, str], key: str, source: str, default: str | None = None) -> Any:
+    if key not in metadata and default is None:
         raise WeightsFileError(f"{source}: metadata field {key!r} is missing")
     try:
-        return json.loads(metadata[key])
+        return json.loads(metadata.get(key, default), object_pairs_hook=_unique_keys)  # type: ignore[arg-type]
+    except RecursionError:
+        raise WeightsFileError(f"{source}: metadata field {key!r} is nested too deeply") from None
     except json.JSONDecodeError:
         raise WeightsFileError(f"{source}: metadata field {key!r} is not valid JSON") from None
+    except ValueError as exc:  # a duplicate key
+        raise WeightsFileError(f"{source}: metadata field {key!r}: {exc}") from None
+
+
+def _name(value: Any, what: str, source: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
+        raise WeightsFileError(
+            f"{source}: {what} must be a name of 1 to {MAX_NAME_CHARS} characters at most, "
+            f"got {_shown(value)}"
+        )
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else repr(value[:40])
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _history(metadata: dict[str, str], source: str) -> tuple[dict[str, list[float]], int | None]:
+    """The ``history`` and ``best_epoch`` fields, checked."""
+    history = _field(metadata, "history", source, "{}")
+    if not isinstance(history, dict):
+        raise WeightsFileError(
+            f"{source}: metadata field 'history' must be a table of metric → list of numbers"
+        )
+    for key, values in history.items():
+        if (
+            len(key) > MAX_NAME_CHARS
+            or not isinstance(values, list)
+            or len(values) > MAX_EPOCHS
+            or not all(_is_number(v) for v in values)
+        ):
+            raise WeightsFileError(
+                f"{source}: metadata field 'history' entry {_shown(key)} must be a list of "
+                f"numbers (at most {MAX_EPOCHS:,})"
+            )
+    best_epoch = _field(metadata, "best_epoch", source, "null")
+    epochs = max((len(v) for v in history.values()), default=None)
+    if best_epoch is not None and (
+        type(best_epoch) is not int or best_epoch < 1 or (epochs and best_epoch > epochs)
+    ):
+        raise WeightsFileError(
+            f"{source}: metadata field 'best_epoch' must be null or an integer in "
+            f"[1, {epochs or '…'}] (the history has {epochs or 0} epochs), got {_shown(best_epoch)}"
+        )
+    return {str(k): [float(v) for v in vs] for k, vs in history.items()}, best_epoch
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _options(spec: dict[str, Any], allowed: dict[str, type], where: str) -> dict[str, Any]:
+    """A layer's ``options``: only the keywords its function takes, of the right types."""
+    options = spec.get("options", {})
+    if not isinstance(options, dict):
+        raise WeightsFileError(f"{where}: options must be a table, got {_shown(options)}")
+    for key, value in options.items():
+        kind = allowed.get(key)
+        if kind is None:
+            known = ", ".join(allowed) or "none"
+            raise WeightsFileError(
+                f"{where}: unknown option {_shown(key)} (this function takes: {known})"
+            )
+        ok = type(value) is bool if kind is bool else _is_number(value)
+        if not ok:
+            raise WeightsFileError(
+                f"{where}: option {key!r} must be "
+                f"{'true or false' if kind is bool else 'a finite number'}, got {_shown(value)}"
+            )
+    return dict(options)
+
+
+def _count_values(total: int, shape: tuple[int, ...], where: str) -> int:
+    """Add one layer's output size to the activations' running total; refuse absurd sizes."""
+    n = math.prod(shape)
+    if total + n > MAX_ACTIVATION_VALUES:
+        raise WeightsFileError(
+            f"{where}: its output {'×'.join(map(str, shape))} = {n:,} values brings one "
+            f"image's activations to {total + n:,} values; at most {MAX_ACTIVATION_VALUES:,} "
+            "are explained"
+        )
+    return total + n
 
 
 def _ints(value: Any, n: int, what: str, source: str, minimum: int = 0) -> tuple[int, ...]:
@@ -147,24 +265,41 @@ def _from_parts(
             f"cnn-explainer-widget reads {FORMAT_VERSION}"
         )
     classes = _field(metadata, "classes", source)
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise WeightsFileError(f"{source}: metadata field 'classes' must be a list of names")
+    if not isinstance(classes, list) or not classes or len(classes) > MAX_CLASSES:
+        raise WeightsFileError(
+            f"{source}: metadata field 'classes' must be a list of 1 to {MAX_CLASSES:,} names"
+        )
+    for c in classes:
+        _name(c, "metadata field 'classes': each class", source)
+    display_name = _name(metadata.get("name", "network"), "metadata field 'name'", source)
     input_shape = _ints(_field(metadata, "input_shape", source), 3, "'input_shape'", source, 1)
+    if max(input_shape[:2]) > MAX_INPUT_SIDE or input_shape[2] not in (1, 3):
+        raise WeightsFileError(
+            f"{source}: metadata field 'input_shape' is {list(input_shape)}; images of at most "
+            f"{MAX_INPUT_SIDE}×{MAX_INPUT_SIDE} pixels with 1 or 3 channels are explained"
+        )
     specs = _field(metadata, "layers", source)
-    if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
-        raise WeightsFileError(f"{source}: metadata field 'layers' must be a list of layers")
-    history_text = metadata.get("history")
-    history = json.loads(history_text) if history_text else {}
-    best_epoch = json.loads(metadata.get("best_epoch", "null"))
+    if (
+        not isinstance(specs, list)
+        or not specs
+        or len(specs) > MAX_LAYERS
+        or not all(isinstance(s, dict) for s in specs)
+    ):
+        raise WeightsFileError(
+            f"{source}: metadata field 'layers' must be a list of 1 to {MAX_LAYERS} layers"
+        )
+    history, best_epoch = _history(metadata, source)
 
     items: list[Any] = []
     names: list[str] = []
     used: set[str] = set()
     shape: tuple[int, ...] = input_shape
+    values = _count_values(0, shape, f"{source}: metadata field 'input_shape'")
     for i, spec in enumerate(specs):
         name, kind = spec.get("name"), spec.get("kind")
         if not isinstance(name, str) or not name:
             raise WeightsFileError(f"{source}: layer {i} of 'layers' has no name")
+        _name(name, f"layer {i} of 'layers': its name", source)
         where = f"{source}: layer {name!r}"
         if kind in ("conv", "pool"):
             if len(shape) != 3:
@@ -183,6 +318,7 @@ def _from_parts(
                 raise WeightsFileError(f"{where}: window {kernel_size} does not fit {shape}")
         if kind == "conv":
             features, use_bias = _check_weights(spec, name, tensors, source)
+            values = _count_values(values, (oh, ow, features), where)
             kernel_shape = (*kernel_size, shape[2], features)
             conv = _abstract(
                 nnx.Conv, shape[2], features, kernel_size, strides=stride, padding=padding,
@@ -195,19 +331,23 @@ def _from_parts(
             if len(shape) != 1:
                 raise WeightsFileError(f"{where}: a dense layer needs a flat input, gets {shape}")
             features, use_bias = _check_weights(spec, name, tensors, source)
+            values = _count_values(values, (features,), where)
             dense = _abstract(nnx.Linear, shape[0], features, use_bias=use_bias)
             _set(dense, tensors, name, (shape[0], features), use_bias, source)
             items.append(dense)
             shape = (features,)
         elif kind == "pool":
-            function, options = spec.get("function"), spec.get("options", {})
-            if function not in ("max", "avg") or not isinstance(options, dict):
-                raise WeightsFileError(f"{where}: pool function {function!r} is not max or avg")
+            function = spec.get("function")
+            if function not in ("max", "avg"):
+                raise WeightsFileError(
+                    f"{where}: pool function {_shown(function)} is not max or avg"
+                )
+            allowed = {"count_include_pad": bool} if function == "avg" else {}
+            options = _options(spec, allowed, where)
             pool = nnx.max_pool if function == "max" else nnx.avg_pool
             if function == "avg":
-                options = {"count_include_pad": bool(options.get("count_include_pad", True))}
-            else:
-                options = {}
+                options = {"count_include_pad": options.get("count_include_pad", True)}
+            values = _count_values(values, (oh, ow, shape[2]), where)
             items.append(
                 functools.partial(
                     pool, window_shape=kernel_size, strides=stride, padding=padding, **options
@@ -215,17 +355,20 @@ def _from_parts(
             )
             shape = (oh, ow, shape[2])
         elif kind == "activation":
-            function, options = spec.get("function"), spec.get("options", {})
-            if function not in ACTIVATIONS or not isinstance(options, dict):
+            function = spec.get("function")
+            if function not in ACTIVATIONS or function not in ACTIVATION_OPTIONS:
                 raise WeightsFileError(
-                    f"{where}: activation {function!r} is not one of {sorted(ACTIVATIONS)}"
+                    f"{where}: activation {_shown(function)} is not one of {sorted(ACTIVATIONS)}"
                 )
+            options = _options(spec, ACTIVATION_OPTIONS[function], where)
+            values = _count_values(values, shape, where)
             fn = ACTIVATIONS[function]
             items.append(functools.partial(fn, **options) if options else fn)
         elif kind == "flatten":
             items.append(Flatten())
             shape = (int(np.prod(shape)),)
         elif kind == "softmax":
+            values = _count_values(values, shape, where)
             items.append(nnx.softmax)
         else:
             raise WeightsFileError(f"{where}: unknown layer kind {kind!r}")
@@ -236,14 +379,19 @@ def _from_parts(
     extra = sorted(set(tensors) - {f"{n}.{p}" for n in names for p in ("kernel", "bias")})
     if extra:
         raise WeightsFileError(f"{source}: unexpected tensor(s) {extra}")
+    if len(shape) == 1 and shape[0] != len(classes):
+        raise WeightsFileError(
+            f"{source}: metadata field 'classes' has {len(classes)} names for the network's "
+            f"{shape[0]} outputs"
+        )
     saved = SavedModel(
         model=nnx.Sequential(*items),
         classes=tuple(classes),
         input_shape=input_shape,  # type: ignore[arg-type]
-        history=history if isinstance(history, dict) else {},
-        best_epoch=best_epoch if isinstance(best_epoch, int) else None,
+        history=history,
+        best_epoch=best_epoch,
         layer_names=tuple(names),
-        name=str(metadata.get("name", "network")),
+        name=display_name,
     )
     try:  # the whole architecture, checked as the widget will use it
         network_from_layers(
