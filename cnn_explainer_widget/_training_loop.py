@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -70,6 +71,10 @@ def _batches(indices: np.ndarray, batch_size: int) -> list[tuple[np.ndarray, np.
     return out
 
 
+#: A training loss over this many times a uniform guess's (ln C) means the weights blew up.
+DIVERGENCE_FACTOR = 1e4
+
+
 def fit(
     model: nnx.Module,
     x_train: np.ndarray,
@@ -83,8 +88,16 @@ def fit(
     patience: int | None,
     rng: np.random.Generator,
     progress: bool,
+    n_classes: int = 2,
 ) -> tuple[dict[str, list[float]], int]:
-    """Train ``model`` in place; return the per-epoch history and the best epoch (weights kept)."""
+    """Train ``model`` in place; return the per-epoch history and the best epoch (weights kept).
+
+    The model holds the best epoch's weights from the end of that epoch on, so no work is lost.
+    On ``KeyboardInterrupt`` training stops with a warning naming the epoch whose weights the
+    model keeps (if no epoch finished, the interrupt is raised and the model is unchanged). A
+    loss that is not finite or above `DIVERGENCE_FACTOR` × ln(``n_classes``) raises
+    `FloatingPointError`.
+    """
     from tqdm.auto import tqdm  # imported when training, not when the package is
 
     batch_size = min(batch_size, len(x_train))
@@ -99,49 +112,66 @@ def fit(
         "val_accuracy": [],
     }
     val_batches = _batches(np.arange(len(x_val)), batch_size) if len(x_val) else []
-    best, best_params, best_epoch, waited = math.inf, params, 0, 0
+    monitor = "val_loss" if val_batches else "loss"
+    limit = DIVERGENCE_FACTOR * max(1.0, math.log(n_classes))
+    best, best_epoch, waited, epoch = math.inf, 0, 0, 0
     bar = tqdm(range(1, epochs + 1), desc="training", unit="epoch", disable=not progress)
-    for epoch in bar:
-        sums = []
-        for idx, w in _batches(rng.permutation(len(x_train)), batch_size):
-            params, opt_state, loss, right = _train_step(
-                graphdef, params, rest, opt_state, x_train[idx], y_train[idx], w
-            )
-            sums.append((loss, right))
-        # One device-to-host transfer per epoch, not one per step.
-        loss_sum, correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
-        metrics = {"loss": loss_sum / len(x_train), "accuracy": correct / len(x_train)}
-        if val_batches:
-            sums = [
-                _eval_step(graphdef, params, rest, x_val[idx], y_val[idx], w)
-                for idx, w in val_batches
-            ]
-            val_loss, val_correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
-            metrics["val_loss"] = val_loss / len(x_val)
-            metrics["val_accuracy"] = val_correct / len(x_val)
-        metrics = {k: float(v) for k, v in metrics.items()}
-        if not math.isfinite(metrics["loss"]):
-            bar.close()
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch} (loss {metrics['loss']}); "
-                "try a lower learning_rate"
-            )
-        for key, value in metrics.items():
-            history[key].append(value)
-        if progress:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
-            bar.write(f"epoch {epoch:>3}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        monitored = metrics.get("val_loss", metrics["loss"])
-        if monitored < best:
-            best, best_params, best_epoch, waited = monitored, params, epoch, 0
-        else:
-            waited += 1
-            if patience is not None and waited >= patience:
-                if progress:
-                    bar.write(f"early stop: no improvement for {patience} epochs")
-                break
-    bar.close()
-    nnx.update(model, best_params)
+    try:
+        for epoch in bar:
+            sums = []
+            for idx, w in _batches(rng.permutation(len(x_train)), batch_size):
+                params, opt_state, loss, right = _train_step(
+                    graphdef, params, rest, opt_state, x_train[idx], y_train[idx], w
+                )
+                sums.append((loss, right))
+            # One device-to-host transfer per epoch, not one per step.
+            loss_sum, correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
+            metrics = {"loss": loss_sum / len(x_train), "accuracy": correct / len(x_train)}
+            if val_batches:
+                sums = [
+                    _eval_step(graphdef, params, rest, x_val[idx], y_val[idx], w)
+                    for idx, w in val_batches
+                ]
+                val_loss, val_correct = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
+                metrics["val_loss"] = val_loss / len(x_val)
+                metrics["val_accuracy"] = val_correct / len(x_val)
+            metrics = {k: float(v) for k, v in metrics.items()}
+            for key in ("loss", "val_loss"):
+                value = metrics.get(key, 0.0)
+                if not (math.isfinite(value) and value <= limit):
+                    raise FloatingPointError(
+                        f"training diverged in epoch {epoch} ({key} {value:.3g}, over "
+                        f"{limit:.3g}: {DIVERGENCE_FACTOR:,.0f} × a uniform guess's); try a "
+                        f"lower learning_rate than {learning_rate:g}. The model keeps "
+                        + (f"the weights of epoch {best_epoch}." if best_epoch else "its weights.")
+                    )
+            for key, value in metrics.items():
+                history[key].append(value)
+            if progress:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()})
+                bar.write(
+                    f"epoch {epoch:>3}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                )
+            if metrics[monitor] < best:
+                best, best_epoch, waited = metrics[monitor], epoch, 0
+                nnx.update(model, params)  # the best weights, kept at every epoch
+            else:
+                waited += 1
+                if patience is not None and waited >= patience:
+                    if progress:
+                        bar.write(f"early stop: no improvement for {patience} epochs")
+                    break
+    except KeyboardInterrupt:
+        if not best_epoch:
+            raise
+        warnings.warn(
+            f"training interrupted in epoch {epoch}: the model keeps the best weights, from "
+            f"epoch {best_epoch} ({monitor} {best:.4g})",
+            UserWarning,
+            stacklevel=3,
+        )
+    finally:
+        bar.close()
     return history, best_epoch
 
 

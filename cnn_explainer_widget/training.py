@@ -94,7 +94,15 @@ def train(
         not match the images, wrong shapes or values) or a model the widget cannot explain
         (the message names the layer).
     FloatingPointError
-        If the loss becomes NaN or infinite (lower the learning rate).
+        If the loss diverges: NaN, infinite, or over 10,000 times a uniform guess's (lower the
+        learning rate). The model keeps the best weights of the epochs before.
+
+    Warns
+    -----
+    UserWarning
+        On ``KeyboardInterrupt`` (the notebook's stop button) after at least one epoch:
+        training stops, the model keeps the best epoch's weights (the warning names it) and
+        the result is returned. Before the first epoch ends the interrupt is raised.
     """
     _check_options(epochs, batch_size, learning_rate, validation_split, patience)
     layer_names: tuple[str, ...] | None = None
@@ -154,7 +162,7 @@ def train(
     history, best_epoch = fit(
         model, x[train_idx], y[train_idx], x[val_idx], y[val_idx],
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        patience=patience, rng=rng, progress=progress,
+        patience=patience, rng=rng, progress=progress, n_classes=len(class_names),
     )  # fmt: skip
     return TrainedModel(
         model=model,

@@ -6,6 +6,7 @@ import functools
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -432,3 +433,64 @@ def test_bad_model_files_name_the_problem(trained, tmp_path):
     for edit, message in cases:
         with pytest.raises(WeightsFileError, match=message):
             load_model(_rewrite(path, edit))
+
+
+# ---- lost work: interrupts and divergence (issue 12, defect 10) ------------------------------
+
+
+def _params(model) -> list[np.ndarray]:
+    return [np.asarray(v) for v in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))]
+
+
+def test_an_interrupt_keeps_the_best_weights_and_says_which_epoch(shapes, monkeypatch):
+    from cnn_explainer_widget import _training_loop
+
+    x, y, classes = shapes
+    options = dict(
+        classes=classes, learning_rate=3e-2, validation_split=0.25, seed=5, patience=None,
+        batch_size=16, progress=False,
+    )  # fmt: skip
+    # What three full epochs give: the best of epochs 1-3 and its weights.
+    reference = train(small_net(6), x, y, epochs=3, **options)
+    steps_per_epoch = -(-(len(x) - round(len(x) * 0.25)) // 16)
+    real_step, calls = _training_loop._train_step, [0]
+
+    def step_then_interrupt(*args):
+        calls[0] += 1
+        if calls[0] > 3 * steps_per_epoch + 2:  # in the middle of epoch 4
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(_training_loop, "_train_step", step_then_interrupt)
+    model = small_net(6)
+    before = _params(model)
+    with pytest.warns(UserWarning, match=r"interrupted in epoch 4.*best weights, from epoch (\d)"):
+        result = train(model, x, y, epochs=10, **options)
+    assert result.best_epoch == reference.best_epoch
+    assert result.history == reference.history  # the three finished epochs
+    for got, want, initial in zip(_params(model), _params(reference.model), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert not np.array_equal(got, initial)
+
+
+def test_an_interrupt_before_the_first_epoch_ends_still_raises(shapes, monkeypatch):
+    from cnn_explainer_widget import _training_loop
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_training_loop, "_train_step", interrupt)
+    x, y, classes = shapes
+    with pytest.raises(KeyboardInterrupt):
+        train(small_net(), x, y, classes=classes, epochs=3, progress=False)
+
+
+def test_an_exploding_loss_is_reported_as_divergence(shapes):
+    """Adam at 1e6 keeps the loss finite but astronomically high (around 1e27): that is no
+    trained model."""
+    x, y, classes = shapes
+    model = small_net(4)
+    with pytest.raises(
+        FloatingPointError, match=r"diverged in epoch 1 \(loss .*e\+\d\d.*learning_rate"
+    ):
+        train(model, x, y, classes=classes, epochs=4, learning_rate=1e6, progress=False)
