@@ -640,9 +640,8 @@ def _network_for(model: Any, classes: Sequence[str] | None, input_shape: Any) ->
         )
     if classes is not None and tuple(str(c) for c in classes) != network.classes:
         # A new Network object: the caller's (and the cached Tiny VGG) keep their names.
-        network = Network(
-            network.layers, network.params, network.input_shape, classes, name=network.name
-        )
+        h, w, c = network.input_shape
+        network = Network(network.layers, network.params, (h, w, c), classes, name=network.name)
     return network
 
 

@@ -342,7 +342,7 @@ def _from_parts(
                 raise WeightsFileError(
                     f"{where}: pool function {_shown(function)} is not max or avg"
                 )
-            allowed = {"count_include_pad": bool} if function == "avg" else {}
+            allowed: dict[str, type] = {"count_include_pad": bool} if function == "avg" else {}
             options = _options(spec, allowed, where)
             pool = nnx.max_pool if function == "max" else nnx.avg_pool
             if function == "avg":
