@@ -40,6 +40,7 @@ def status(key):
 
 spec = importlib.util.spec_from_file_location("cnnx_images", sys.argv[1])
 images = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = images  # (its dataclasses look their module up)
 spec.loader.exec_module(images)
 baseline = status("VmRSS")
 try:
