@@ -178,7 +178,8 @@ def _halve(a: np.ndarray) -> np.ndarray:
 
 def _band_rows(a: np.ndarray) -> int:
     """Output rows of a mip level computed at once: about 4 MB of wide (4-byte) input values."""
-    return max(1, 4 * 1024 * 1024 // (2 * a.shape[1] * a.shape[2] * 4))
+    width, channels = int(a.shape[1]), int(a.shape[2])
+    return max(1, 4 * 1024 * 1024 // (2 * width * channels * 4))
 
 
 def _halve_axis(a: np.ndarray, axis: int) -> np.ndarray:
