@@ -344,7 +344,7 @@ export class CnnExplainerView {
     const host: ElasticHost = {
       report: (y, x, now) => {
         const s = this.selection;
-        if (!s) return;
+        if (!s || !now) return; // hover stays in the page: only a click or a key sets `selected`
         this.sendPos({ layer: s.layer, index: s.index, y, x });
         if (now) this.sendPos.flush();
       },

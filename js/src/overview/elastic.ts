@@ -27,7 +27,7 @@ export interface ElasticContext {
 }
 
 export interface ElasticHost {
-  /** The shown position, for Python (`now`: a click or key; else throttled). */
+  /** The shown position: sent to Python on a click or key (`now`); a hover stays in the page. */
   report(y: number, x: number, now: boolean): void;
   /** Another neuron chosen inside the view (a logit mark, a softmax term). */
   select(layer: string, index: number): void;
