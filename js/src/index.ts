@@ -377,8 +377,7 @@ export class CnnExplainerView {
     this.root.dataset.detail = sel.layer;
     this.root.dataset.settled = "0";
     const targets = this.overview.targets(L);
-    anim.set(view.root, { ...IDENTITY, opacity: 0 });
-    targets.set(view.root, IDENTITY);
+    // The explanation's layer appears when the neurons arrive (see .cnnx-ov-moving).
     const given = sel.y !== undefined && sel.x !== undefined;
     if (formula) view.openFormula();
     // The window starts sliding at once (not when a position was asked for).
@@ -405,7 +404,7 @@ export class CnnExplainerView {
     const anim = this.overview.animator;
     anim.finish();
     const targets = this.overview.targets(null);
-    targets.set(view.root, { ...IDENTITY, opacity: 0 });
+    view.root.hidden = true; // the overview's neurons go back; the explanation is gone at once
     this.root.dataset.settled = "0";
     anim.run(targets, this.duration(animate), () => {
       view.destroy();
@@ -427,6 +426,7 @@ export class CnnExplainerView {
     d.tFirst = anim.firstFrameAt ? anim.firstFrameAt.toFixed(2) : "";
     d.tSettled = performance.now().toFixed(2);
     d.frameTimes = anim.frameTimes.map((t) => t.toFixed(2)).join(",");
+    d.frameWork = anim.workTimes.map((t) => t.toFixed(2)).join(",");
   }
 
   /** One level back: formula → elastic view → overview. */

@@ -50,11 +50,15 @@ export class Animator {
   private done: (() => void) | null = null;
   /** Frame times of the last transition (ms between frames), for the benchmark. */
   frameTimes: number[] = [];
+  /** Script time spent applying each frame of the last transition (ms): the animator's own cost. */
+  workTimes: number[] = [];
   /** performance.now() of the last transition's first animation frame (0: none yet). */
   firstFrameAt = 0;
   private last = 0;
   /** Called on every painted frame with the eased progress (0..1). */
   onFrame: ((t: number) => void) | null = null;
+  /** Called when a transition starts (true) and ends (false), e.g. to hint the compositor. */
+  onMoving: ((moving: boolean) => void) | null = null;
 
   get running(): boolean {
     return this.frame !== 0;
@@ -82,11 +86,13 @@ export class Animator {
     this.done = done ?? null;
     this.duration = ms;
     this.frameTimes = [];
+    this.workTimes = [];
     this.firstFrameAt = 0;
     if (ms <= 0) {
       this.finish();
       return;
     }
+    this.onMoving?.(true);
     this.start = performance.now();
     this.last = this.start;
     this.step(this.start);
@@ -100,10 +106,13 @@ export class Animator {
     const t = Math.min(1, (now - this.start) / this.duration);
     if (t >= 1) {
       this.frame = 0;
+      this.onMoving?.(false);
       this.finish();
       return;
     }
+    const w0 = performance.now();
     this.step(now);
+    this.workTimes.push(performance.now() - w0);
     this.frame = requestAnimationFrame(this.tick);
   };
 
@@ -127,7 +136,10 @@ export class Animator {
 
   /** Jump to the end of the running transition (a click or key skips it). */
   finish(): void {
-    if (this.frame) cancelAnimationFrame(this.frame);
+    if (this.frame) {
+      cancelAnimationFrame(this.frame);
+      this.onMoving?.(false);
+    }
     this.frame = 0;
     const tracks = this.tracks;
     this.tracks = [];

@@ -96,6 +96,9 @@ export class Overview {
     this.el.append(this.edges, this.legendLayer);
     this.tooltip = new Tooltip(this.el);
     parent.append(this.el);
+    // While elements move, they get compositor layers (each frame only composites); after, none
+    // (so the settled picture is drawn crisp, at its final size).
+    this.animator.onMoving = (moving) => this.el.classList.toggle("cnnx-ov-moving", moving);
     this.el.addEventListener("pointerover", this.onPointerOver);
     this.el.addEventListener("pointerleave", this.onPointerLeave);
     this.el.addEventListener("focusin", this.onFocusIn);
