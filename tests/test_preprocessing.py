@@ -19,6 +19,7 @@ import base64
 import io
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,13 @@ def _original_input(canvas: np.ndarray, size: int = 64) -> np.ndarray:
 @pytest.fixture(scope="module")
 def chromium_canvases():
     """Each case's image and the canvas Chromium drew from it."""
+    # In a thread of its own: the browser tests' session keeps Playwright's event loop running
+    # in the main thread, where a second sync_playwright() would refuse to start.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_draw_in_chromium).result()
+
+
+def _draw_in_chromium() -> list[tuple[str, np.ndarray, np.ndarray]]:
     from playwright.sync_api import sync_playwright
 
     results = []
