@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +47,7 @@ ACTIVATION_OPTIONS: dict[str, dict[str, type]] = {
 SUPPORTED = (
     "supported are nnx.Conv, nnx.Linear, Flatten, activation functions (relu, gelu, tanh, "
     "sigmoid, leaky_relu, elu, silu), functools.partial(nnx.max_pool | nnx.avg_pool, ...) "
-    "and a final nnx.softmax"
+    "a final nnx.softmax, and nnx.Dropout (the identity at inference)"
 )
 
 
@@ -319,13 +320,14 @@ def _describe(
     input_shape: Sequence[int],
     names: Sequence[str] | None,
     read: bool,
-) -> tuple[list[Layer], dict[str, dict[str, np.ndarray | None]]]:
-    """The layer records and (if ``read``) weights of a sequence of items."""
+) -> tuple[list[Layer], dict[str, dict[str, np.ndarray | None]], list[int]]:
+    """The layer records, (if ``read``) weights, and the positions of the Dropout items left out."""
     shape: tuple[int, ...] = tuple(int(v) for v in input_shape)
     layers: list[Layer] = []
     params: dict[str, dict[str, np.ndarray | None]] = {}
     used: set[str] = set(names or ())
     counters: dict[str, int] = {}
+    dropped: list[int] = []
 
     def auto_name(base: str, numbered: bool) -> str:
         # "flatten" and "softmax" stay plain the first time; the rest count from 1.
@@ -343,6 +345,9 @@ def _describe(
         _check_names(names, len(items))
     for i, item in enumerate(items):
         where = f"layer {i} ({_describe_item(item)})"
+        if isinstance(item, nnx.Dropout):
+            dropped.append(i)  # the identity at inference
+            continue
         try:
             layer, weights = _item_layer(item, i, i == len(items) - 1, shape, read)
         except _Unsupported as exc:
@@ -362,6 +367,8 @@ def _describe(
         if weights is not None:
             params[name] = weights
         shape = layer.output_shape
+    if not layers:
+        raise ValueError("the network has no layers besides Dropout")
     if layers[-1].kind == "dense":
         name = "softmax" if "softmax" not in used else auto_name("softmax", False)
         layers.append(Layer(name, "softmax", shape, shape))
@@ -373,7 +380,7 @@ def _describe(
         layers[-2] = dataclasses.replace(last, name="output")
         if read:
             params["output"] = params.pop(last.name)
-    return layers, params
+    return layers, params, dropped
 
 
 def network_from_layers(
@@ -404,7 +411,15 @@ def network_from_layers(
         (Conv)``) and saying what is accepted, or a shape that does not fit.
     """
     h, w, c = _input_shape(input_shape)
-    layers, params = _describe(list(items), (h, w, c), names, read=True)
+    layers, params, dropped = _describe(list(items), (h, w, c), names, read=True)
+    if dropped:
+        where = ", ".join(str(i) for i in dropped)
+        warnings.warn(
+            f"nnx.Dropout (layer {where} of the sequence) is the identity at inference: it is "
+            "left out of the explained layers, which show the model as it predicts",
+            UserWarning,
+            stacklevel=2,
+        )
     n_out = layers[-1].output_shape[0]
     if classes is None:
         classes = [f"class {k}" for k in range(n_out)]
@@ -492,6 +507,8 @@ def logits(model: nnx.Module, x: jax.Array) -> jax.Array:
         layers = list(model.layers)
         if layers and _is_softmax(layers[-1]):
             layers = layers[:-1]
+        # Inference: Dropout is the identity (whatever mode the model was left in).
+        layers = [la for la in layers if not isinstance(la, nnx.Dropout)]
         for layer in layers:
             x = layer(x)
         return x

@@ -121,6 +121,12 @@ def train(
             f"model must be None, an nnx.Sequential, a TinyVGG or a TrainedModel, got "
             f"{type(model).__name__}"
         )
+    if isinstance(model, nnx.Sequential) and any(isinstance(m, nnx.Dropout) for m in model.layers):
+        raise ValueError(
+            "train() does not train through nnx.Dropout (the widget explains it as the "
+            "identity at inference): train such a model with your own loop, then pass it to "
+            "CNNExplainer(model=..., input_shape=...)"
+        )
     model_shape = _model_input_shape(model, data, image_size, channels)
     x, y, class_names = _load_data(data, labels, classes, model_shape, image_size, channels)
     input_shape: tuple[int, int, int] = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))

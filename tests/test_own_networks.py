@@ -401,12 +401,11 @@ def _base(*middle: Any) -> list[Any]:
     ("item", "named"),
     [
         (nnx.BatchNorm(2, rngs=nnx.Rngs(0)), "BatchNorm"),
-        (nnx.Dropout(0.5, rngs=nnx.Rngs(0)), "Dropout"),
         (lambda x: x * 2, "<lambda>"),
         (nnx.LayerNorm(2, rngs=nnx.Rngs(0)), "LayerNorm"),
         (jax.numpy.abs, "abs"),
     ],
-    ids=["batchnorm", "dropout", "lambda", "layernorm", "abs"],
+    ids=["batchnorm", "lambda", "layernorm", "abs"],
 )
 def test_unsupported_layer_is_named(item, named):
     model = nnx.Sequential(*_base(item))
@@ -602,3 +601,37 @@ def test_layer_names_cannot_overwrite_activations():
     layers[1] = dataclasses.replace(layers[1], name="logits")
     with pytest.raises(ValueError, match=r"layer name 'logits' is used twice or is reserved"):
         Network(layers, network.params, (8, 8, 1), network.classes)
+
+
+def test_dropout_is_the_identity_at_inference():
+    r = nnx.Rngs(0)
+    model = nnx.Sequential(
+        nnx.Conv(1, 2, (3, 3), rngs=r),
+        nnx.Dropout(0.5, rngs=r),
+        nnx.relu,
+        Flatten(),
+        nnx.Dropout(0.3, rngs=r),
+        nnx.Linear(128, 3, rngs=r),
+    )
+    x = np.random.default_rng(0).uniform(0, 1, (8, 8, 1)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"nnx.Dropout \(layer 1, 4 of the sequence\) is the"):
+        widget = CNNExplainer(x, model=model, input_shape=(8, 8, 1))
+    names = [la.name for la in widget.network.layers]
+    assert names == ["conv_1", "relu_1", "flatten", "output", "softmax"]
+    # The Flax module in evaluation mode (Dropout off), item by item.
+    model.eval()
+    h, outs = x[None], []
+    for item in model.layers:
+        h = item(h)
+        outs.append(np.asarray(h)[0])
+    acts = widget.activations
+    for key, out in (("conv_1", 0), ("relu_1", 2), ("flatten", 3), ("logits", 5)):
+        np.testing.assert_allclose(acts[key], outs[out], atol=TOL, err_msg=key)
+    # Left in training mode, the model's own predictions still skip Dropout.
+    model.train()
+    from cnn_explainer_widget import TrainedModel
+
+    probs = TrainedModel(model, ("a", "b", "c"), (8, 8, 1)).predict(x)
+    np.testing.assert_allclose(probs, acts["probabilities"], atol=1e-5)
+    with pytest.raises(ValueError, match=r"train\(\) does not train through nnx.Dropout"):
+        train(model, np.zeros((6, 8, 8, 1), np.float32), [0, 1, 2, 0, 1, 2], progress=False)
