@@ -145,12 +145,12 @@ def test_detail_view_works_while_the_kernel_is_busy(view):
 
 def test_hyperparameter_explorer_explains_invalid_settings(view):
     k, root = view.kernel, view.root
-    # a position from Python opens the formula card, where the explorer is
+    # a position from Python opens the formula card; its link opens the toolbar's explorer
     k.run("w.selected = {'layer': 'conv_1_1', 'index': 0, 'y': 0, 'x': 0}")
     detail = root.locator('.cnnx-detail[data-layer="conv_1_1"]')
     expect(detail).to_be_visible(timeout=WAIT_MS)
-    box = detail.locator("details.cnnx-hyper-box")
-    box.locator("summary").click()
+    detail.locator("button.cnnx-card-hyper").click()
+    box = root.locator(".cnnx-hyper-panel")
     hyper = box.locator(".cnnx-hyper")
     expect(hyper).to_be_visible(timeout=WAIT_MS)
     numbers = hyper.locator("input[type=number]")
@@ -171,6 +171,8 @@ def test_hyperparameter_explorer_explains_invalid_settings(view):
     kk.dispatch_event("change")
     expect(msg).to_be_visible()
     assert "kernel" in msg.inner_text().lower(), msg.inner_text()
+    root.locator("button.cnnx-hyper-btn").click()  # closed again for the next tests
+    expect(box).to_be_hidden()
 
 
 def test_reduced_motion_turns_animation_off_and_keeps_the_information(view):

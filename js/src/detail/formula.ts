@@ -23,7 +23,6 @@ import type { Activations, LayerSpec, Network } from "../payload";
 import { channelName } from "../names";
 import { h, svg } from "../ui/dom";
 import type { Formula, FormulaOptions } from "./index";
-import { HyperExplorer } from "./hyper";
 import { isDark } from "./dom";
 
 function head(title: string, facts: string): HTMLElement[] {
@@ -65,7 +64,6 @@ export class ConvFormula implements Formula {
   private blocks: Block[] = [];
   private readonly total: HTMLElement;
   private readonly pos: HTMLElement;
-  private hyper: HyperExplorer | null = null;
   private y = 0;
   private x = 0;
 
@@ -92,14 +90,12 @@ export class ConvFormula implements Formula {
     this.next.addEventListener("click", () => this.turn(1));
     this.total = h("div", { class: "cnnx-math-total", role: "group", "aria-label": "channel sums plus bias equal the output" });
     this.pos = h("span", { class: "cnnx-pos" });
-    const hyperBox = h("details", { class: "cnnx-hyper-box" }, h("summary", {}, "hyperparameters: padding, kernel size, stride"));
-    hyperBox.addEventListener("toggle", () => {
-      if (!hyperBox.open || this.hyper) return;
-      this.hyper = new HyperExplorer();
-      hyperBox.append(this.hyper.root);
-      const input = getValues(this.acts, this.src);
-      const d = dims(input);
-      this.hyper.setSource(input.values.subarray(0, d.h * d.w), d.h, d.w, this.src === "input", `${channelName(this.network, this.src, 0)}`);
+    // The explorer lives in the toolbar (it would not fit in this card): a link to it.
+    const hyperLink = h("button", { type: "button", class: "cnnx-linkbtn cnnx-card-hyper", "aria-label": "open the hyperparameter explorer in the toolbar" }, "hyperparameters: padding, kernel size, stride ↑");
+    hyperLink.addEventListener("click", (e) => {
+      const btn = (e.currentTarget as HTMLElement).closest(".cnnx-root")?.querySelector<HTMLButtonElement>("button.cnnx-hyper-btn");
+      if (btn && btn.getAttribute("aria-expanded") !== "true") btn.click();
+      btn?.scrollIntoView?.({ block: "nearest" });
     });
     this.root = h(
       "div",
@@ -112,7 +108,7 @@ export class ConvFormula implements Formula {
       this.cin > this.per ? h("div", { class: "cnnx-card-pager" }, this.prev, this.pagerText, this.next) : null,
       this.blocksEl,
       this.total,
-      hyperBox,
+      hyperLink,
     );
     this.build();
   }
@@ -222,9 +218,7 @@ export class ConvFormula implements Formula {
     this.show(this.y, this.x);
   }
 
-  destroy(): void {
-    this.hyper?.destroy();
-  }
+  destroy(): void {}
 }
 
 // ---- activation --------------------------------------------------------------------------------
