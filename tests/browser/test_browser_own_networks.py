@@ -48,6 +48,11 @@ CONV_CHECKS = {
         ("conv_2", 5, [(0, 0), (22, 23), (0, 23)]),
         ("conv_4", 30, [(0, 0), (5, 3)]),  # channel 30: fourth page of conv_4
     ],
+    # A 20×36 input: conv_1's 3×5 kernel, stride (1, 2), SAME padding ((1, 1), (1, 2)).
+    "non_square": [
+        ("conv_1", 1, [(0, 0), (19, 17), (0, 17)]),
+        ("conv_2", 5, [(0, 0), (7, 3)]),
+    ],
 }
 
 #: Every neuron element of the root, by layer: all indices, and those currently displayed.
