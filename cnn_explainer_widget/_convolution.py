@@ -17,6 +17,52 @@ _CONV_IMPL: str | None = None
 _SHIFT_MAX_BYTES = 2 * 1024 * 1024
 
 
+#: Above this many input × output channels, XLA's own convolution (handed to a library with
+#: `LIBRARY_DOT_OPTIONS`) beats the fused formulations.
+_FUSED_MAX_CHANNELS = 256
+
+
+def formulation(
+    n: int, hw: tuple[int, int], kernel_shape: tuple[int, ...], padding: Padding
+) -> str:
+    """The formulation `conv` uses for a batch of ``n`` maps of size ``hw`` on this backend.
+
+    Off the CPU (a GPU, a TPU) XLA's convolution is the fast one. On the CPU: ``broadcast``
+    for ≤ 4 input channels, ``shift`` for few channels (C_in·C_out ≤ 256) on maps whose tap
+    products fit `_SHIFT_MAX_BYTES` (a batch is cut into chunks that do), ``lax`` otherwise
+    (bench/forward.py, "user networks": 32-64 channels). `_CONV_IMPL` forces one.
+    """
+    if _CONV_IMPL is not None:
+        return _CONV_IMPL
+    if jax.default_backend() != "cpu":
+        return "lax"
+    kh, kw, cin, cout = kernel_shape
+    (top, bottom), (left, right) = padding
+    per_image = (hw[0] + top + bottom) * (hw[1] + left + right) * kh * kw * cout * 4
+    if cin <= 4:
+        return "broadcast"
+    if cin * cout <= _FUSED_MAX_CHANNELS and per_image <= _SHIFT_MAX_BYTES:
+        return "shift"
+    return "lax"
+
+
+def wants_library(kernel_shape: tuple[int, ...]) -> bool:
+    """Whether a ``lax`` convolution of this kernel runs faster with `LIBRARY_DOT_OPTIONS`.
+
+    Measured on many channels (2-5× less time at batch); with Tiny VGG's 10 channels the
+    library was slower than XLA's own loops.
+    """
+    _, _, cin, cout = kernel_shape
+    return cin > 4 and cin * cout > _FUSED_MAX_CHANNELS
+
+
+#: XLA:CPU options for an executable whose convolutions use ``lax``: its dots and
+#: convolutions go to the YNNPACK library one by one. bench/forward.py measured 2-5× less time
+#: for the user networks at batch (32-64 channels), and XLA's own conv at batch 256 otherwise
+#: cost up to 8× more per image than alone.
+LIBRARY_DOT_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
 def conv(x: jax.Array, kernel: jax.Array, stride: tuple[int, int], padding: Padding) -> jax.Array:
     """An NHWC × HWIO convolution without bias, in the formulation fastest on CPU for its shape.
 
@@ -28,22 +74,18 @@ def conv(x: jax.Array, kernel: jax.Array, stride: tuple[int, int], padding: Padd
     - ``shift`` (small maps): one matmul of every input pixel with every kernel tap,
       ``(N·H·W, C_in) @ (C_in, kh·kw·C_out)``, then the kh·kw shifted slices of that summed
       in one fused loop; a batch goes through in chunks whose tap products stay in cache
-      (`_SHIFT_MAX_BYTES`), and only maps small enough for chunks of ≥ 4 images use it;
-    - ``lax``: ``lax.conv_general_dilated`` otherwise.
+      (`_SHIFT_MAX_BYTES`);
+    - ``lax``: ``lax.conv_general_dilated`` otherwise (and on a GPU or TPU), see `formulation`.
+
+    XLA:CPU fuses a ``broadcast`` or ``shift`` sum into each of its consumers, computing it
+    again for each; the forward pass (`cnn_explainer_widget.network`) computes it once.
     """
     kh, kw, cin, cout = kernel.shape
-    impl = _CONV_IMPL
     n, h, w, _ = x.shape
     (top, bottom), (left, right) = padding
     hp, wp = h + top + bottom, w + left + right
     per_image = hp * wp * kh * kw * cout * 4  # bytes of one image's tap products ("shift")
-    if impl is None:
-        if cin <= 4:
-            impl = "broadcast"
-        elif n * per_image <= _SHIFT_MAX_BYTES or 4 * per_image <= _SHIFT_MAX_BYTES:
-            impl = "shift"
-        else:
-            impl = "lax"
+    impl = formulation(n, (h, w), kernel.shape, padding)
     if impl == "lax":
         return jax.lax.conv_general_dilated(
             x, kernel, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")

@@ -194,28 +194,107 @@ def activations(x: np.ndarray, model: Any = None, ablate: Any = None) -> dict[st
     return network.activations(x, ablate=ablate)
 
 
-#: The Network last built for each user model, so its compiled forward pass is reused.
-_networks: weakref.WeakKeyDictionary[Any, Network] = weakref.WeakKeyDictionary()
+#: For each user model: the structure it had and the Network built for it (weak references).
+_networks: weakref.WeakKeyDictionary[Any, tuple[Any, Network]] = weakref.WeakKeyDictionary()
 
 
 def _cached_network(model: Any) -> Network:
-    """``model`` as a `Network` with its current weights, compiling its forward pass once.
+    """``model`` as a `Network` with its current weights, built once per structure.
 
-    A model may be trained further between calls, so its weights are read again every time;
-    only the compiled forward pass is kept, as long as the architecture is the same.
+    A model may be trained further between calls, so its weights are read again every time
+    (the arrays themselves, no copy); the rest (layer records, inferred input shape, compiled
+    pass) is kept as long as the model's structure (`_structure`) is the same.
     """
     if isinstance(model, Network):
         return model
-    fresh = as_network(model)
+    structure = _structure(model)
     try:
         cached = _networks.get(model)
     except TypeError:  # not weak-referenceable: no caching
-        return fresh
-    if cached is not None and cached.layers == fresh.layers and cached.same_structure(fresh):
-        cached.use_weights_of(fresh)
-        return cached
-    _networks[model] = fresh
-    return fresh
+        return as_network(model)
+    if cached is not None and structure is not None and _same(cached[0], structure):
+        network = cached[1]
+        try:
+            network.set_weights(_weights(model, network))
+        except ValueError:  # a kernel of another shape: not the same structure after all
+            pass
+        else:
+            return network
+    network = as_network(model)
+    if structure is not None:
+        _networks[model] = (structure, network)
+    return network
+
+
+def _value(variable: Any) -> Any:
+    """An ``nnx.Param``'s array as it is (``get_value`` is cheaper than ``[...]``)."""
+    get = getattr(variable, "get_value", None)
+    return get() if get is not None else variable[...]
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. an array among a partial's keywords
+        return False
+
+
+def _items(model: Any) -> list[Any] | None:
+    """The layers and functions a TinyVGG or an ``nnx.Sequential`` applies, in order."""
+    if isinstance(model, TinyVGG):
+        return model.layers()
+    if isinstance(model, nnx.Sequential):
+        return list(model.layers)
+    return None
+
+
+def _item_structure(item: Any) -> Any:
+    """What of one layer decides its `Layer` records: its type, shapes and hyperparameters."""
+    if isinstance(item, nnx.Conv):
+        return (  # the kernel's shape is checked by Network.set_weights
+            nnx.Conv,
+            item.bias is None,
+            item.strides,
+            item.padding,
+            item.kernel_dilation,
+            item.input_dilation,
+            item.feature_group_count,
+        )
+    if isinstance(item, nnx.Linear):
+        return (nnx.Linear, item.bias is None)
+    if isinstance(item, functools.partial):
+        return (functools.partial, item.func, item.args, item.keywords)
+    if isinstance(item, nnx.Module):
+        return type(item)
+    return item  # a function such as nnx.relu
+
+
+def _structure(model: Any) -> Any:
+    """Everything but the weights that `as_network` reads from ``model``; None: do not cache."""
+    if isinstance(model, TrainedModel):
+        inner = _structure(model.model)
+        if inner is None:
+            return None
+        return (inner, model.classes, model.input_shape, model.layer_names, model.name)
+    items = _items(model)
+    if items is None:
+        return None
+    return (type(model), tuple(_item_structure(item) for item in items))
+
+
+def _weights(model: Any, network: Network) -> dict[str, dict[str, Any]]:
+    """``model``'s current kernels and biases, keyed by ``network``'s conv and dense layers."""
+    items = _items(model.model if isinstance(model, TrainedModel) else model)
+    assert items is not None
+    holders = [item for item in items if isinstance(item, nnx.Conv | nnx.Linear)]
+    names = [la.name for la in network.layers if la.kind in ("conv", "dense")]
+    return {
+        name: {
+            "kernel": _value(item.kernel),
+            "bias": None if item.bias is None else _value(item.bias),
+        }
+        for name, item in zip(names, holders, strict=True)
+    }
 
 
 __all__ = ["TrainedModel", "activations", "as_network", "load_model"]

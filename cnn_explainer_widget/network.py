@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnn_explainer_widget._convolution import conv
+from cnn_explainer_widget._convolution import LIBRARY_DOT_OPTIONS, conv, formulation, wants_library
 from cnn_explainer_widget._text import short
 from cnn_explainer_widget.layers import ACTIVATIONS, Layer
 
@@ -71,27 +71,28 @@ class Network:
         self.name = name
         # Own read-only copies: a numpy-backed parameter edited in place later must change
         # neither the kernels shown nor the outputs computed.
-        self.params: dict[str, dict[str, np.ndarray | None]] = {
+        self._params: dict[str, dict[str, np.ndarray | None]] | None = {
             k: {n: None if v is None else _frozen_copy(v) for n, v in p.items()}
             for k, p in params.items()
         }
         n_out = self.layers[-1].output_shape[0]
         if len(self.classes) != n_out:
             raise ValueError(f"{len(self.classes)} class names given for {n_out} network outputs")
-        self._device_params = jax.tree_util.tree_map(jnp.asarray, self.params)
+        self._device_params = jax.tree_util.tree_map(jnp.asarray, self._params)
         # The jitted pass returns a flat tuple in layer order (no dict to sort or rebuild), and
         # takes the parameters as one pre-flattened tuple of leaves.
         leaves, treedef = jax.tree_util.tree_flatten(self._device_params)
         self._param_leaves = tuple(leaves)
+        options = _compiler_options(self.layers)
         self._forward = jax.jit(
-            functools.partial(_forward_flat, self.layers, treedef),
-            compiler_options=_compiler_options(),
+            functools.partial(_forward_flat, self.layers, treedef), compiler_options=options
         )
         # The same pass with some channels set to 0 (compiled once per set of ablated layers).
         self._forward_ablated = jax.jit(
-            functools.partial(_forward_flat, self.layers, treedef),
-            compiler_options=_compiler_options(),
+            functools.partial(_forward_flat, self.layers, treedef), compiler_options=options
         )
+        # A run-time True: each fused convolution sits in a `lax.cond` on it (`_forward_flat`).
+        self._once = jnp.asarray(True) if jax.default_backend() == "cpu" else None
         self._keys = self.keys
         # Layer name -> its key in an `activations` result (the last dense is "logits", ...).
         self._key_of = {
@@ -116,9 +117,47 @@ class Network:
         """Take ``other``'s weights (same structure), keeping this network's compiled pass."""
         if not self.same_structure(other):
             raise ValueError("use_weights_of needs a network of the same structure")
-        self.params = other.params
+        self._params = other._params
         self._device_params = other._device_params
         self._param_leaves = other._param_leaves
+
+    @property
+    def params(self) -> dict[str, dict[str, np.ndarray | None]]:
+        """``{layer_name: {"kernel": array, "bias": array or None}}``: the weights, numpy."""
+        if self._params is None:
+            self._params = {
+                name: {k: None if v is None else np.asarray(v) for k, v in p.items()}
+                for name, p in self._device_params.items()
+            }
+        return self._params
+
+    def set_weights(self, params: dict[str, dict[str, Any]]) -> None:
+        """Use ``params`` (same names and shapes, numpy or JAX arrays) from now on.
+
+        The compiled pass is kept; float32 JAX arrays are used as they are (no copy).
+
+        Raises
+        ------
+        ValueError
+            If a layer or a shape differs from the current parameters.
+        """
+        device: dict[str, dict[str, Any]] = {}
+        for name, p in params.items():
+            device[name] = {
+                k: v if v is None or _is_f32_array(v) else jnp.asarray(v, jnp.float32)
+                for k, v in p.items()
+            }
+        # The order jax.tree_util flattens a dict of dicts in: sorted keys, Nones left out.
+        leaves = [
+            v for name in sorted(device) for _, v in sorted(device[name].items()) if v is not None
+        ]
+        if _layout(device) != _layout(self._device_params) or any(
+            a.shape != b.shape for a, b in zip(leaves, self._param_leaves, strict=True)
+        ):
+            raise ValueError("set_weights needs parameters of the same layers and shapes")
+        self._params = None  # numpy views made when `params` is read
+        self._device_params = device
+        self._param_leaves = tuple(leaves)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -267,9 +306,9 @@ class Network:
                 keep = np.ones(self.layer(name).output_shape[-1], bool)
                 keep[list(indices)] = False
                 masks[name] = keep
-            outputs = self._forward_ablated(self._param_leaves, batch, masks)
+            outputs = self._forward_ablated(self._param_leaves, batch, masks, self._once)
         else:
-            outputs = self._forward(self._param_leaves, batch)
+            outputs = self._forward(self._param_leaves, batch, None, self._once)
         # On CPU np.asarray is a zero-copy, read-only view of each result buffer (as
         # jax.device_get gives), about 0.5 µs an array.
         keys = self._keys
@@ -316,17 +355,62 @@ def _frozen_copy(value: Any) -> np.ndarray:
     return out
 
 
-def _compiler_options() -> dict[str, Any] | None:
+def _is_f32_array(v: Any) -> bool:
+    # Not isinstance(v, jax.Array): an ABC check, ~20 µs on a busy machine.
+    return not isinstance(v, np.ndarray) and hasattr(v, "devices") and v.dtype == np.float32
+
+
+def _layout(params: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Which parameters (kernel, bias) each layer has."""
+    return {
+        name: tuple(sorted(k for k, v in p.items() if v is not None)) for name, p in params.items()
+    }
+
+
+def _compiler_options(layers: Sequence[Layer] = ()) -> dict[str, Any] | None:
     """XLA options for this package's own executables (the user's JAX settings stay as they are).
 
     On CPU, preferring 512-bit vectors lets XLA use AVX-512 where the processor has it (it is
     only a preference: other CPUs keep their widest vectors). bench/forward.py measured
     batch-32 throughput 2,510 → 3,180 images/s and one image 640 → 625 µs on the
-    development machine.
+    development machine. When one of ``layers`` is a convolution in the ``lax`` formulation
+    (many channels, see `wants_library`), `LIBRARY_DOT_OPTIONS` too, where the installed jaxlib
+    knows them.
     """
     if jax.default_backend() != "cpu":
         return None
-    return {"xla_cpu_prefer_vector_width": 512}
+    options: dict[str, Any] = {"xla_cpu_prefer_vector_width": 512}
+    for layer in layers:
+        if (
+            layer.kind == "conv"
+            and _formulation(layer, 1) == "lax"
+            and wants_library(_kernel_shape(layer))
+        ):
+            if _library_dot_supported():
+                options.update(LIBRARY_DOT_OPTIONS)
+            break
+    return options
+
+
+@functools.cache
+def _library_dot_supported() -> bool:
+    """Whether this jaxlib accepts `LIBRARY_DOT_OPTIONS` (an experimental XLA:CPU option)."""
+    try:
+        jax.jit(lambda v: v + 1).lower(jnp.zeros(1)).compile(compiler_options=LIBRARY_DOT_OPTIONS)
+    except Exception:  # an unknown option or value: INVALID_ARGUMENT from XLA
+        return False
+    return True
+
+
+def _kernel_shape(layer: Layer) -> tuple[int, int, int, int]:
+    assert layer.kernel_size
+    return (*layer.kernel_size, layer.input_shape[2], layer.output_shape[2])
+
+
+def _formulation(layer: Layer, n: int) -> str:
+    """The convolution formulation of conv ``layer`` for a batch of ``n``."""
+    assert layer.padding
+    return formulation(n, layer.input_shape[:2], _kernel_shape(layer), layer.padding)
 
 
 def _activation_key(layers: Sequence[Layer], i: int) -> str:
@@ -345,15 +429,33 @@ def _forward_flat(
     leaves: tuple[jax.Array, ...],
     x: jax.Array,
     keep: dict[str, jax.Array] | None = None,
+    once: jax.Array | None = None,
 ) -> tuple[jax.Array, ...]:
     """The forward pass on flattened parameters: every layer's output (batch first), in order.
 
     ``keep`` maps a layer name to a boolean mask over its channels: the others are set to 0.
+
+    ``once`` (a run-time ``True``, on CPU) puts each convolution computed as a fused sum
+    (``broadcast``/``shift``, see `cnn_explainer_widget._convolution.conv`) in a ``lax.cond``
+    on it. XLA:CPU fuses such a sum into every consumer: the layer's output, its ReLU and the
+    next layer's input each computed it again (conv_1_1 three times). The result of a
+    conditional is a buffer, so the sum is computed once; a constant predicate would be folded
+    away, hence the argument.
     """
     params = jax.tree_util.tree_unflatten(treedef, leaves)
     outputs = []
     for layer in layers:
-        x = apply_layer(layer, params.get(layer.name, {}), x)
+        p = params.get(layer.name, {})
+        if once is not None and layer.kind == "conv" and _formulation(layer, x.shape[0]) != "lax":
+            shape = (x.shape[0], *layer.output_shape)
+            x = jax.lax.cond(
+                once,
+                functools.partial(apply_layer, layer, p),
+                lambda v, shape=shape: jnp.zeros(shape, v.dtype),
+                x,
+            )
+        else:
+            x = apply_layer(layer, p, x)
         if keep is not None and layer.name in keep:
             x = jnp.where(keep[layer.name], x, 0.0)
         outputs.append(x)

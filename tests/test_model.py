@@ -237,3 +237,63 @@ def test_the_network_checks_a_selection_without_the_widget():
     ]:
         with pytest.raises(SelectionError, match=match):
             network.normalise_selection(bad)
+
+
+def _wide_network(channels: int, size: int, rngs: nnx.Rngs):
+    """A user's network with many channels: its convolutions take the `lax` formulation."""
+    conv = functools.partial(nnx.Conv, kernel_size=(3, 3), rngs=rngs)
+    pool = functools.partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2))
+    side = ((size - 4) // 2 - 2) // 2
+    return network_from_layers(
+        [
+            conv(3, channels, padding="VALID"), nnx.relu,
+            conv(channels, channels, padding="VALID"), nnx.relu, pool,
+            conv(channels, channels, strides=(1, 1), padding="SAME"), nnx.gelu,
+            conv(channels, channels, padding="VALID"), nnx.relu, pool,
+            Flatten(), nnx.Linear(side * side * channels, 5, rngs=rngs),
+        ],
+        (size, size, 3),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("batch", [1, 256])
+def test_wide_user_network_at_batch_1_and_256_matches_reference(batch):
+    """32 channels (`lax` with the library options), 3 (`broadcast`): every layer ≤ 1e-5."""
+    from cnn_explainer_widget import _convolution
+
+    network = _wide_network(32, 14, nnx.Rngs(3))
+    convs = [la for la in network.layers if la.kind == "conv"]
+    used = {
+        _convolution.formulation(
+            batch, la.input_shape[:2], network.params[la.name]["kernel"].shape, la.padding
+        )
+        for la in convs
+    }
+    assert used == {"broadcast", "lax"}
+    x = np.random.default_rng(batch).uniform(-1, 2, (batch, 14, 14, 3)).astype(np.float32)
+    assert_matches_reference(network.activations(x), network_forward(network, x), tol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["broadcast", "shift", "lax"])
+def test_each_convolution_formulation_matches_reference(impl, monkeypatch):
+    """Every formulation, forced on a strided, padded network, inside the compiled pass (a
+    fused one sits in a `lax.cond` so it is computed once): every layer ≤ 1e-5, batch 1 and 5."""
+    from cnn_explainer_widget import _convolution
+
+    monkeypatch.setattr(_convolution, "_CONV_IMPL", impl)
+    rngs = nnx.Rngs(11)
+    network = network_from_layers(
+        [
+            nnx.Conv(2, 6, (3, 3), strides=(2, 1), padding=((1, 2), (0, 1)), rngs=rngs),
+            nnx.relu,
+            nnx.Conv(6, 5, (2, 3), padding="SAME", rngs=rngs),
+            nnx.tanh,
+            Flatten(),
+            nnx.Linear(8 * 9 * 5, 4, rngs=rngs),
+        ],
+        (15, 10, 2),
+    )
+    rng = np.random.default_rng(5)
+    for shape in ((1, 15, 10, 2), (5, 15, 10, 2)):
+        x = rng.uniform(-2, 2, shape).astype(np.float32)
+        assert_matches_reference(network.activations(x), network_forward(network, x), tol=1e-5)

@@ -635,3 +635,39 @@ def test_dropout_is_the_identity_at_inference():
     np.testing.assert_allclose(probs, acts["probabilities"], atol=1e-5)
     with pytest.raises(ValueError, match=r"train\(\) does not train through nnx.Dropout"):
         train(model, np.zeros((6, 8, 8, 1), np.float32), [0, 1, 2, 0, 1, 2], progress=False)
+
+
+def test_activations_rebuild_when_the_structure_changes_and_never_read_stale_weights():
+    """activations(x, model=m) keeps one Network per model: new weights are read every call,
+    a changed layer (another function, another kernel shape) builds a new one."""
+    rngs = nnx.Rngs(4)
+    model = nnx.Sequential(
+        nnx.Conv(2, 3, (3, 3), rngs=rngs), nnx.relu, Flatten(), nnx.Linear(3 * 6 * 6, 4, rngs=rngs)
+    )
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 6, 6, 2)).astype(np.float32)
+
+    def fresh():
+        return as_network(model).activations(x)
+
+    first = activations(x, model=model)
+    assert activations(x, model=model)["conv_1"] is not first["conv_1"]  # a new pass each call
+    model.layers[0].kernel[...] = model.layers[0].kernel[...] * 2.0  # trained further
+    np.testing.assert_allclose(
+        activations(x, model=model)["conv_1"], fresh()["conv_1"], rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        activations(x, model=model)["conv_1"] - model.layers[0].bias[...],
+        2.0 * (first["conv_1"] - model.layers[0].bias[...]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    model.layers[1] = nnx.tanh  # another function: another structure
+    got = activations(x, model=model)
+    assert "tanh_1" in got and "relu_1" not in got
+    np.testing.assert_allclose(got["tanh_1"], np.tanh(got["conv_1"]), atol=1e-6)
+    # Another kernel shape (5 channels), the same item types and hyperparameters.
+    model.layers[0] = nnx.Conv(2, 5, (3, 3), rngs=rngs)
+    model.layers[3] = nnx.Linear(5 * 6 * 6, 4, rngs=rngs)
+    got = activations(x, model=model)
+    assert got["conv_1"].shape == (2, 6, 6, 5)
+    np.testing.assert_allclose(got["logits"], fresh()["logits"], rtol=1e-6, atol=1e-6)
