@@ -60,7 +60,9 @@ def wants_library(kernel_shape: tuple[int, ...]) -> bool:
 #: convolutions go to the YNNPACK library one by one. bench/forward.py measured 2-5× less time
 #: for the user networks at batch (32-64 channels), and XLA's own conv at batch 256 otherwise
 #: cost up to 8× more per image than alone.
-LIBRARY_DOT_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+LIBRARY_DOT_OPTIONS: dict[str, str | bool] = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+}
 
 
 def conv(x: jax.Array, kernel: jax.Array, stride: tuple[int, int], padding: Padding) -> jax.Array:

@@ -410,7 +410,8 @@ def _kernel_shape(layer: Layer) -> tuple[int, int, int, int]:
 def _formulation(layer: Layer, n: int) -> str:
     """The convolution formulation of conv ``layer`` for a batch of ``n``."""
     assert layer.padding
-    return formulation(n, layer.input_shape[:2], _kernel_shape(layer), layer.padding)
+    hw = (layer.input_shape[0], layer.input_shape[1])
+    return formulation(n, hw, _kernel_shape(layer), layer.padding)
 
 
 def _activation_key(layers: Sequence[Layer], i: int) -> str:

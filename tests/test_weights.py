@@ -108,3 +108,42 @@ def test_corrupt_header(tmp_path):
     p.write_bytes(struct.pack("<Q", 4) + b"{{{{" + b"\0" * 16)
     with pytest.raises(WeightsFileError, match="corrupt weights header"):
         load_tiny_vgg(p)
+
+
+def test_shipped_network_equals_the_flax_module_described():
+    """tiny_vgg_network() skips the Flax module (cold start); it must be the same Network."""
+    from cnn_explainer_widget.tiny_vgg import network_from_tiny_vgg, tiny_vgg_network
+
+    direct, via_flax = tiny_vgg_network(), network_from_tiny_vgg(load_tiny_vgg())
+    assert direct.layers == via_flax.layers
+    assert (direct.input_shape, direct.classes, direct.name) == (
+        via_flax.input_shape,
+        via_flax.classes,
+        via_flax.name,
+    )
+    assert direct.params.keys() == via_flax.params.keys()
+    for name, p in via_flax.params.items():
+        for key, value in p.items():
+            np.testing.assert_array_equal(direct.params[name][key], value)
+
+
+@pytest.mark.parametrize("damage", ["missing", "shape"])
+def test_shipped_network_checks_every_tensor(tmp_path, monkeypatch, damage):
+    from cnn_explainer_widget import tiny_vgg
+
+    t = _tensors()
+    if damage == "missing":
+        del t["output.bias"]
+        message = r"lacks tensor\(s\) \['output.bias'\]"
+    else:
+        t["conv_1_1.kernel"] = t["conv_1_1.kernel"][:2]
+        message = r"'conv_1_1.kernel' has shape \(2, 3, 3, 10\)"
+    p = tmp_path / "w.safetensors"
+    p.write_bytes(dumps(t))
+    monkeypatch.setattr(tiny_vgg, "weights_path", lambda: p)
+    tiny_vgg.tiny_vgg_network.cache_clear()
+    try:
+        with pytest.raises(WeightsFileError, match=message):
+            tiny_vgg.tiny_vgg_network()
+    finally:
+        tiny_vgg.tiny_vgg_network.cache_clear()
