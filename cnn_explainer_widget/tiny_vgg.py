@@ -166,6 +166,7 @@ def _tiny_vgg_layers() -> list[Layer]:
     shape: tuple[int, ...] = INPUT_SHAPE
     valid = ((0, 0), (0, 0))
     for name in LAYER_NAMES:
+        out: tuple[int, ...]
         if name.startswith("conv"):
             out = (shape[0] - 2, shape[1] - 2, 10)
             layers.append(Layer(name, "conv", shape, out, (3, 3), (1, 1), valid))
