@@ -259,6 +259,7 @@ def _item_structure(item: Any) -> Any:
             item.kernel_dilation,
             item.input_dilation,
             item.feature_group_count,
+            getattr(item, "mask", None) is None,
         )
     if isinstance(item, nnx.Linear):
         return (nnx.Linear, item.bias is None)
