@@ -110,9 +110,15 @@ def test_overlay_toggle(espresso):
     element_screenshot(page, panel, ARTIFACTS / "whyif-saliency.png", margin=120)
     # ... and in the input's explanation view.
     k.run("w.selected = {'layer': 'input', 'index': 0}")
-    detail_heat = root.locator(".cnnx-detail-host canvas.cnnx-whyif-heat")
+    # The elastic input view's colour image carries the overlay, laid exactly on it.
+    picture = root.locator('canvas.cnnx-el-image[aria-label="the input image"]')
+    detail_heat = picture.locator("xpath=..").locator(":scope > canvas.cnnx-whyif-heat")
     expect(detail_heat).to_have_count(1, timeout=WAIT_MS)
-    element_screenshot(page, root.locator(".cnnx-detail-host"), ARTIFACTS / "whyif-detail.png", 60)
+    pic_box, heat_box = picture.bounding_box(), detail_heat.bounding_box()
+    assert pic_box and heat_box
+    for key in ("x", "y", "width", "height"):
+        assert abs(pic_box[key] - heat_box[key]) <= 1.5, (key, pic_box, heat_box)
+    element_screenshot(page, picture, ARTIFACTS / "whyif-detail.png", 60)
     k.run("w.selected = None")
 
     root.locator("select.cnnx-whyif-overlay").select_option("grad_cam")

@@ -418,8 +418,10 @@ export class WhyIf {
     }
     this.noteInDetail(ablated);
     // The input's explanation view: the same overlay on its picture of the whole image.
-    for (const picture of this.root.querySelectorAll<HTMLElement>('.cnnx-detail-host .cnnx-map[aria-label="the input image"]')) {
-      this.overlayOn(picture, picture.querySelector<HTMLCanvasElement>("canvas.cnnx-canvas"));
+    // The elastic input view draws the colour image as a canvas placed in the explanation's layer:
+    // the overlay is a sibling canvas placed on the same box.
+    for (const picture of this.root.querySelectorAll<HTMLCanvasElement>('canvas.cnnx-el-image[aria-label="the input image"]')) {
+      if (picture.parentElement) this.overlayOn(picture.parentElement, picture);
     }
   }
 
