@@ -42,6 +42,9 @@ _STATIC = Path(__file__).parent / "static"
 
 #: Largest upload accepted from the front end, checked before decoding.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: Largest piece of a chunked upload. JupyterLab's websocket drops any message over 10 MiB, so the
+#: front end sends files in pieces of 4 MiB (js/src/ui/upload.ts); 8 MiB leaves room.
+MAX_CHUNK_BYTES = 8 * 1024 * 1024
 #: Colour-range policies for hidden layers (js/src/colors.ts implements them): "unit" one range
 #: per conv or dense layer shared with the activation and pooling after it (the original's
 #: default), "module" one per block (up to and including a pooling layer), "global" one for all
@@ -199,6 +202,8 @@ class CNNExplainer(anywidget.AnyWidget):
         self._seq = 1
         self._top_images: list[np.ndarray] = []
         self._top_names: list[str] = []
+        # A chunked upload being reassembled (at most one, at most MAX_UPLOAD_BYTES).
+        self._chunks: dict[str, Any] | None = None
         first_name, first_label = DEFAULT_IMAGES[0]
         if image is None:
             (pixels, info), name = self._load(default_image_path(first_name)), first_label
@@ -530,8 +535,15 @@ class CNNExplainer(anywidget.AnyWidget):
         content, buffers = args
         if isinstance(content, dict):
             kind = content.get("type")
-            if kind == "upload":
+            if kind == "ping":
+                # The page checks that what it sends arrives (js/src/ui/connection.ts).
+                ping = content.get("id")
+                if type(ping) is int:
+                    self.send({"type": "pong", "id": ping})
+            elif kind == "upload":
                 self._handle_upload(content, buffers)
+            elif kind == "upload-chunk":
+                self._handle_upload_chunk(content, buffers)
             elif kind == "choose":
                 index = content.get("index")
                 if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):
@@ -559,15 +571,63 @@ class CNNExplainer(anywidget.AnyWidget):
             self.error = f"Could not use {name}: the file did not arrive as bytes."
             return
         if size > MAX_UPLOAD_BYTES:
-            self.error = (
-                f"Could not use {name}: it is {size:,} bytes; uploads up to "
-                f"{MAX_UPLOAD_BYTES:,} bytes are accepted."
-            )
+            self.error = _too_large(name, size)
             return
+        self._use_upload(name, bytes(memoryview(buffers[0])))
+
+    def _handle_upload_chunk(self, content: dict[str, Any], buffers: Any) -> None:
+        """One piece of a file: ``{"id", "index", "count", "size", "name"}`` and one buffer.
+
+        Pieces of one upload arrive in order (index 0 starts a new upload and drops any
+        unfinished one); the last completes it. Anything inconsistent drops the upload with a
+        message; at most `MAX_UPLOAD_BYTES` are ever held.
+        """
+        name = content.get("name")
+        name = clean_name(name) if isinstance(name, str) and name else "the uploaded file"
+        upload_id, index = content.get("id"), content.get("index")
+        count, size = content.get("count"), content.get("size")
+        if not all(type(v) is int for v in (upload_id, index, count, size)):
+            return
+        if size > MAX_UPLOAD_BYTES:
+            self._chunks = None
+            if index == 0:
+                self.error = _too_large(name, size)
+            return
+        try:
+            chunk = memoryview(buffers[0]) if isinstance(buffers, list | tuple) else None
+        except TypeError:
+            chunk = None
+        cur = self._chunks
+        if index == 0:
+            cur = {"id": upload_id, "count": count, "size": size, "parts": [], "n": 0}
+            self._chunks = cur
+        ok = (
+            cur is not None
+            and chunk is not None
+            and len(buffers) == 1
+            and (cur["id"], cur["count"], cur["size"]) == (upload_id, count, size)
+            and len(cur["parts"]) == index < count
+            and chunk.nbytes <= MAX_CHUNK_BYTES
+            and cur["n"] + chunk.nbytes <= size
+        )
+        if not ok:
+            self._chunks = None
+            self.error = f"Could not use {name}: it arrived incomplete; please upload it again."
+            return
+        cur["parts"].append(bytes(chunk))
+        cur["n"] += chunk.nbytes
+        if index == count - 1:
+            self._chunks = None
+            if cur["n"] != size:
+                self.error = f"Could not use {name}: it arrived incomplete; please upload it again."
+                return
+            self._use_upload(name, b"".join(cur["parts"]))
+
+    def _use_upload(self, name: str, data: bytes) -> None:
         # Decoding a large photo can take a second: say so in the view while it runs.
         self.busy = True
         try:
-            pixels, info = self._load(bytes(memoryview(buffers[0])))
+            pixels, info = self._load(data)
         except (ValueError, TypeError) as exc:
             self.error = f"Could not use {name}: {exc}"
             return
@@ -643,6 +703,13 @@ def _network_for(model: Any, classes: Sequence[str] | None, input_shape: Any) ->
         h, w, c = network.input_shape
         network = Network(network.layers, network.params, (h, w, c), classes, name=network.name)
     return network
+
+
+def _too_large(name: str, size: int) -> str:
+    return (
+        f"Could not use {name}: it is {size:,} bytes; uploads up to "
+        f"{MAX_UPLOAD_BYTES:,} bytes are accepted."
+    )
 
 
 def _describe_source(source: Any) -> str:

@@ -21,9 +21,11 @@ import {
 } from "./payload";
 import { channelName } from "./names";
 import { ErrorBanner } from "./ui/banner";
+import { ConnectionWatch, watchConnection } from "./ui/connection";
 import { h } from "./ui/dom";
 import { type Thumbnail, Toolbar } from "./ui/toolbar";
 import { WhyIf, type WhyIfModel } from "./whyif/whyif";
+import { sendUpload } from "./ui/upload";
 
 export interface WidgetModel {
   _network: NetworkMessage | Record<string, never>;
@@ -464,7 +466,7 @@ export class CnnExplainerView {
       return;
     }
     file.arrayBuffer().then(
-      (buf) => this.model.send({ type: "upload", name: file.name }, undefined, [buf]),
+      (buf) => sendUpload(this.model, file.name, buf),
       (err) => this.banner.set(`Could not read ${file.name}: ${String(err)}`),
     );
   }
@@ -528,7 +530,12 @@ export { mountSaved } from "./export/saved";
 
 export default {
   render({ model, el }: RenderProps<WidgetModel>) {
-    const view = new CnnExplainerView(model, el);
-    return () => view.destroy();
+    const watch = new ConnectionWatch(model);
+    const view = new CnnExplainerView(watchConnection(model, watch), el);
+    watch.attach(view.root);
+    return () => {
+      view.destroy();
+      watch.destroy();
+    };
   },
 };

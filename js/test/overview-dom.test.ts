@@ -21,7 +21,9 @@ function fakeModel(state: Record<string, unknown>) {
     on: (e: string, f: Listener) => listeners.set(e, [...(listeners.get(e) ?? []), f]),
     off: (e: string, f: Listener) => listeners.set(e, (listeners.get(e) ?? []).filter((g) => g !== f)),
     save_changes: vi.fn(),
-    send: (content: unknown, _cb?: unknown, buffers?: unknown[]) => sent.push({ content, buffers }),
+    // the connection watch's pings (ui/connection.ts) are tested in connection.test.ts
+    send: (content: unknown, _cb?: unknown, buffers?: unknown[]) =>
+      (content as { type?: string }).type === "ping" || sent.push({ content, buffers }),
     widget_manager: {} as never,
   };
   return { model, sent, listeners };
@@ -177,7 +179,7 @@ describe("widget DOM", () => {
     expect(root.dataset.colorScale).toBe("global");
   });
 
-  it("a dropped file is sent as one upload buffer", async () => {
+  it("a dropped file is sent as one upload piece", async () => {
     const { root, sent } = mount();
     const file = new File([new Uint8Array([1, 2, 3])], "cat.png", { type: "image/png" });
     const drop = new Event("drop", { bubbles: true, cancelable: true });
@@ -185,7 +187,7 @@ describe("widget DOM", () => {
     root.dispatchEvent(drop);
     await frame();
     expect(sent).toHaveLength(1);
-    expect(sent[0].content).toEqual({ type: "upload", name: "cat.png" });
+    expect(sent[0].content).toEqual({ type: "upload-chunk", name: "cat.png", id: expect.any(Number), index: 0, count: 1, size: 3 });
     expect(sent[0].buffers).toHaveLength(1);
     expect((sent[0].buffers![0] as ArrayBuffer).byteLength).toBe(3);
     expect(root.querySelector("input.cnnx-upload-input")!.getAttribute("accept")).toBe("image/*");

@@ -62,6 +62,8 @@ type Listener = (...args: unknown[]) => void;
  */
 export class LocalModel {
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** No kernel behind this model: nothing to watch for answers (see ui/connection.ts). */
+  readonly kernelless = true;
   readonly widget_manager = {
     get_model: () => Promise.reject(new Error("no kernel: this is a saved copy of the widget")),
   };
