@@ -11,7 +11,7 @@ try:
 except ImportError:  # the `chromium` fixture fails every test with the reason
     expect = None
 
-from .cnnx_lab import ARTIFACTS, Fatal, IMAGES, WIDGET_CELL, WidgetPage, wait_for, write_notebook
+from .cnnx_lab import ARTIFACTS, IMAGES, WIDGET_CELL, Fatal, WidgetPage, wait_for, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +36,7 @@ def test_large_upload_arrives(view, tmp_path, mib):
     path = padded_jpeg(tmp_path / f"koala-{mib}mib.jpeg", mib)
     try:
         root.locator("input.cnnx-upload-input").set_input_files(str(path))
+
         def arrived():
             name, error = k.eval_json("[w.image_name, w.error]")
             if error:
