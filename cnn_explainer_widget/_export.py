@@ -18,6 +18,9 @@ import base64
 import html
 import json
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,3 +197,123 @@ def notebook_fallback_html(widget: CNNExplainer) -> str:
         f"<script>{_FALLBACK_JS % {'id': model_id}}</script>"
         "</div>"
     )
+
+
+# ---- pictures ----------------------------------------------------------------------------------
+
+#: Largest picture accepted back from the page.
+MAX_PICTURE_BYTES = 10 * 1024 * 1024
+PICTURE_VIEWS = ("overview", "detail")
+_SIGNATURES = {"png": (b"\x89PNG\r\n\x1a\n",), "svg": (b"<svg",)}
+
+
+class PendingPicture(Future):  # type: ignore[type-arg]
+    """A picture the displayed view is asked for; done once the file is written.
+
+    The page answers between cells (a kernel handles messages from the page only when idle), so
+    the file appears right after the cell that asked for it finishes; ``result()`` in a later
+    cell returns its path, or raises the reason it could not be made.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def __repr__(self) -> str:
+        if not self.done():
+            return f"<picture {self.path.name}: written by the displayed view when this cell ends>"
+        exc = self.exception()
+        return f"<picture {self.path}: {'failed: ' + str(exc) if exc else 'written'}>"
+
+
+class Pictures:
+    """Python's side of pictures taken in the page: requests out, files in."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], None]) -> None:
+        self._send = send
+        self._pending: dict[int, tuple[PendingPicture, str, threading.Timer]] = {}
+        self._next = 1
+        #: Views the page says are displayed (each says hello when drawn, goodbye when removed).
+        self.views = 0
+
+    def request(
+        self, path: str | os.PathLike[str], view: str, scale: float, light: bool, timeout: float
+    ) -> PendingPicture:
+        """Ask the displayed view(s) for a picture; the first answer is written to ``path``."""
+        path = Path(path)
+        fmt = path.suffix.lower().lstrip(".")
+        if fmt not in _SIGNATURES:
+            raise ValueError(f"save_image writes .png or .svg files, got {path.name!r}")
+        if view not in PICTURE_VIEWS:
+            raise ValueError(f"view must be one of {PICTURE_VIEWS}, got {view!r}")
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0.25 <= scale <= 8:
+            raise ValueError(f"scale must be a number in [0.25, 8], got {scale!r}")
+        if not path.parent.is_dir():
+            raise ValueError(f"the folder {str(path.parent)!r} does not exist")
+        if self.views <= 0:
+            raise RuntimeError(
+                "save_image needs the widget displayed in a notebook page: the page draws the "
+                "picture. Show the widget (put `w` at the end of a cell), then call save_image "
+                "in a later cell."
+            )
+        pid, self._next = self._next, self._next + 1
+        pending = PendingPicture(path)
+        timer = threading.Timer(timeout, self._expire, (pid, timeout))
+        timer.daemon = True
+        self._pending[pid] = (pending, fmt, timer)
+        timer.start()
+        self._send(
+            {
+                "type": "picture-request",
+                "id": pid,
+                "target": view,
+                "format": fmt,
+                "scale": float(scale),
+                "light": bool(light),
+            }
+        )
+        return pending
+
+    def _expire(self, pid: int, timeout: float) -> None:
+        entry = self._pending.pop(pid, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(
+                TimeoutError(
+                    f"no displayed view answered within {timeout:g} s (is the widget still "
+                    "shown in an open notebook page, and its kernel connected?)"
+                )
+            )
+
+    def handle(self, content: dict[str, Any], buffers: Any) -> None:
+        """A message from the page: a view's hello/goodbye, or a picture it took."""
+        if content.get("type") == "view":
+            shown = content.get("shown")
+            if shown is True:
+                self.views += 1
+            elif shown is False:
+                self.views = max(0, self.views - 1)
+            return
+        pid = content.get("id")
+        entry = self._pending.pop(pid, None) if type(pid) is int else None
+        if entry is None:
+            return  # another view answered first, or too late
+        pending, fmt, timer = entry
+        timer.cancel()
+        if content.get("ok") is not True:
+            error = content.get("error")
+            reason = error[:300] if isinstance(error, str) else "the page could not draw it"
+            pending.set_exception(RuntimeError(f"no picture: {reason}"))
+            return
+        try:
+            data = bytes(memoryview(buffers[0])) if len(buffers) == 1 else b""
+        except (TypeError, IndexError):
+            data = b""
+        if not data or len(data) > MAX_PICTURE_BYTES or not data.startswith(_SIGNATURES[fmt]):
+            pending.set_exception(RuntimeError(f"the page sent no valid {fmt.upper()} file"))
+            return
+        try:
+            pending.path.write_bytes(data)
+        except OSError as exc:
+            pending.set_exception(exc)
+            return
+        pending.set_result(pending.path)

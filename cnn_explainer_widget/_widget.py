@@ -204,6 +204,7 @@ class CNNExplainer(anywidget.AnyWidget):
         self._top_names: list[str] = []
         # A chunked upload being reassembled (at most one, at most MAX_UPLOAD_BYTES).
         self._chunks: dict[str, Any] | None = None
+        self._pictures = _export.Pictures(lambda content: self.send(content))
         first_name, first_label = DEFAULT_IMAGES[0]
         if image is None:
             (pixels, info), name = self._load(default_image_path(first_name)), first_label
@@ -466,6 +467,48 @@ class CNNExplainer(anywidget.AnyWidget):
         """Write `to_html` to ``path``; return the path."""
         return _export.save_html(self, path, title)
 
+    def save_image(
+        self,
+        path: str | os.PathLike[str],
+        view: str = "overview",
+        *,
+        scale: float = 2.0,
+        light: bool = False,
+        timeout: float = 30.0,
+    ) -> _export.PendingPicture:
+        """Save a picture of the overview or the open explanation view, as PNG or SVG.
+
+        The displayed widget draws it (as its toolbar's picture button does): the file is
+        written right after the current cell finishes, as soon as the page answers.
+
+        Parameters
+        ----------
+        path:
+            Where to write it; the extension chooses the format: ``.png`` or ``.svg``.
+        view:
+            ``"overview"`` (the whole network) or ``"detail"`` (the open explanation view).
+        scale:
+            Pixels per screen pixel of a PNG (2 by default, for slides and high-DPI screens).
+        light:
+            Light background and colours whatever the notebook's theme.
+        timeout:
+            Seconds to wait for the page's answer before giving up.
+
+        Returns
+        -------
+        PendingPicture
+            A `concurrent.futures.Future`: ``result()`` (in a later cell) gives the path or
+            raises why there is no picture (no explanation view open, no view answered, ...).
+
+        Raises
+        ------
+        ValueError
+            For an extension other than .png/.svg, an unknown view or a bad scale.
+        RuntimeError
+            When the widget is not displayed anywhere (the page draws the picture).
+        """
+        return self._pictures.request(path, view, scale, light, timeout)
+
     def _ipython_display_(self) -> None:
         # Two outputs: the widget view, and a second one that a live front end hides and an
         # HTML export of the notebook (which renders only the widget view of an output, with a
@@ -544,6 +587,8 @@ class CNNExplainer(anywidget.AnyWidget):
                 self._handle_upload(content, buffers)
             elif kind == "upload-chunk":
                 self._handle_upload_chunk(content, buffers)
+            elif kind in ("picture", "view"):
+                self._pictures.handle(content, buffers)
             elif kind == "choose":
                 index = content.get("index")
                 if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):

@@ -90,3 +90,98 @@ def test_display_gives_widget_view_and_a_separate_fallback_output(monkeypatch):
     assert json.dumps(w.model_id) in html
     assert f"→ {w.prediction}" in html
     assert html == notebook_fallback_html(w)
+
+
+# ---- pictures (Python's side; the page's side is tested in a real browser) ---------------------
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
+
+
+@pytest.fixture
+def pic(monkeypatch):
+    w = CNNExplainer()
+    w.sent = []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: w.sent.append(content))
+    return w
+
+
+def test_save_image_without_a_displayed_view_says_so(pic, tmp_path):
+    with pytest.raises(RuntimeError, match="needs the widget displayed"):
+        pic.save_image(tmp_path / "x.png")
+    assert pic.sent == []
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("x.jpg",), r"\.png or \.svg"),
+        (("x.png", "sideways"), "view must be one of"),
+        (("x.png", "overview", 0), "scale must be"),
+        (("missing-folder/x.png",), "does not exist"),
+    ],
+)
+def test_save_image_refuses_bad_arguments(pic, tmp_path, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    pic._handle_custom_msg({"type": "view", "shown": True}, [])
+    path, *rest = args
+    with pytest.raises(ValueError, match=match):
+        if len(rest) == 2:
+            pic.save_image(path, rest[0], scale=rest[1])
+        else:
+            pic.save_image(path, *rest)
+
+
+def test_save_image_round_trip_writes_the_first_answer(pic, tmp_path):
+    pic._handle_custom_msg({"type": "view", "shown": True}, [])
+    pending = pic.save_image(tmp_path / "o.png", scale=3, light=True)
+    assert "when this cell ends" in repr(pending)
+    req = pic.sent[-1]
+    assert req == {
+        "type": "picture-request",
+        "id": req["id"],
+        "target": "overview",
+        "format": "png",
+        "scale": 3.0,
+        "light": True,
+    }
+    pic._handle_custom_msg({"type": "picture", "id": req["id"], "ok": True}, [PNG_BYTES])
+    assert pending.result(0) == tmp_path / "o.png"
+    assert (tmp_path / "o.png").read_bytes() == PNG_BYTES
+    # a second view's late answer changes nothing
+    pic._handle_custom_msg(
+        {"type": "picture", "id": req["id"], "ok": True}, [b"\x89PNG\r\n\x1a\nX"]
+    )
+    assert (tmp_path / "o.png").read_bytes() == PNG_BYTES
+
+
+def test_save_image_reports_what_went_wrong(pic, tmp_path):
+    pic._handle_custom_msg({"type": "view", "shown": True}, [])
+    refused = pic.save_image(tmp_path / "d.svg", "detail")
+    pic._handle_custom_msg(
+        {
+            "type": "picture",
+            "id": pic.sent[-1]["id"],
+            "ok": False,
+            "error": "no explanation view is open",
+        },
+        [],
+    )
+    with pytest.raises(RuntimeError, match="no explanation view is open"):
+        refused.result(0)
+    wrong = pic.save_image(tmp_path / "w.svg")
+    pic._handle_custom_msg({"type": "picture", "id": pic.sent[-1]["id"], "ok": True}, [PNG_BYTES])
+    with pytest.raises(RuntimeError, match="no valid SVG"):
+        wrong.result(0)
+    assert not (tmp_path / "w.svg").exists()
+    late = pic.save_image(tmp_path / "late.png", timeout=0.05)
+    with pytest.raises(TimeoutError, match="no displayed view answered"):
+        late.result(5)
+
+
+def test_views_are_counted_from_hello_and_goodbye(pic, tmp_path):
+    pic._handle_custom_msg({"type": "view", "shown": True}, [])
+    pic._handle_custom_msg({"type": "view", "shown": False}, [])
+    pic._handle_custom_msg({"type": "view", "shown": False}, [])  # never below zero
+    pic._handle_custom_msg({"type": "view", "shown": "yes"}, [])  # ignored
+    with pytest.raises(RuntimeError, match="needs the widget displayed"):
+        pic.save_image(tmp_path / "x.png")

@@ -21,6 +21,7 @@ import {
 } from "./payload";
 import { channelName } from "./names";
 import { ErrorBanner } from "./ui/banner";
+import { Pictures } from "./export/menu";
 import { ConnectionWatch, watchConnection } from "./ui/connection";
 import { h } from "./ui/dom";
 import { type Thumbnail, Toolbar } from "./ui/toolbar";
@@ -533,7 +534,9 @@ export default {
     const watch = new ConnectionWatch(model);
     const view = new CnnExplainerView(watchConnection(model, watch), el);
     watch.attach(view.root);
+    const pictures = new Pictures(model, view.root);
     return () => {
+      pictures.destroy();
       view.destroy();
       watch.destroy();
     };

@@ -21,9 +21,10 @@ function fakeModel(state: Record<string, unknown>) {
     on: (e: string, f: Listener) => listeners.set(e, [...(listeners.get(e) ?? []), f]),
     off: (e: string, f: Listener) => listeners.set(e, (listeners.get(e) ?? []).filter((g) => g !== f)),
     save_changes: vi.fn(),
-    // the connection watch's pings (ui/connection.ts) are tested in connection.test.ts
+    // the connection watch's pings (ui/connection.ts, connection.test.ts) and the picture
+    // feature's view hello/goodbye (export/menu.ts) are not what these tests look at
     send: (content: unknown, _cb?: unknown, buffers?: unknown[]) =>
-      (content as { type?: string }).type === "ping" || sent.push({ content, buffers }),
+      ["ping", "view"].includes((content as { type?: string }).type ?? "") || sent.push({ content, buffers }),
     widget_manager: {} as never,
   };
   return { model, sent, listeners };

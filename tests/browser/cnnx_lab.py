@@ -88,10 +88,14 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
 
 
 class LabServer:
-    """A JupyterLab server in ``root``, isolated from the user's own Jupyter set-up."""
+    """A JupyterLab server in ``root``, isolated from the user's own Jupyter set-up.
 
-    def __init__(self, root: Path) -> None:
+    ``app="notebook"`` starts Jupyter Notebook 7 instead (same server, other page URLs).
+    """
+
+    def __init__(self, root: Path, app: str = "lab") -> None:
         self.root = root
+        self.app = app
         self.runtime = root / ".jupyter-runtime"
         self.token = secrets.token_hex(16)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -131,7 +135,7 @@ class LabServer:
             XDG_CACHE_HOME=str(self.cache_dir),
         )
         cmd = [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            sys.executable, "-m", "jupyter", self.app, "--no-browser",
             "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
         ]  # fmt: skip
@@ -177,6 +181,8 @@ class LabServer:
         return json.loads(body) if body else None
 
     def notebook_url(self, nb_path: str) -> str:
+        if self.app == "notebook":
+            return f"{self.url}/notebooks/{nb_path}?token={self.token}"
         # ?reset: don't restore a previous workspace (other tabs)
         return f"{self.url}/lab/tree/{nb_path}?reset&token={self.token}"
 
