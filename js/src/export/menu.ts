@@ -93,6 +93,10 @@ export class Pictures {
     this.button.setAttribute("aria-expanded", open ? "true" : "false");
     if (!open) return;
     this.status.textContent = "";
+    // open towards the side of the widget with room for it
+    const rootBox = this.root.getBoundingClientRect();
+    const btnBox = this.button.getBoundingClientRect();
+    this.menu.classList.toggle("cnnx-picture-menu-left", btnBox.right - rootBox.left < 240);
     for (const { el, target } of this.items) {
       const why = pictureElement(this.root, target);
       el.disabled = typeof why === "string";
