@@ -62,3 +62,22 @@ describe("mountSaved", () => {
     expect(el.querySelector(".cnnx-root")).toBeNull();
   });
 });
+
+describe("kernel-only traits in a saved copy", () => {
+  it("are refused with the offline reason, the state and listeners untouched", () => {
+    const el = document.createElement("div");
+    let model: LocalModel | null = null;
+    mountSaved(el, { state: { ablated: {}, error: "" } }, ({ model: m }) => {
+      model = m as LocalModel;
+    });
+    const fn = vi.fn();
+    model!.on("change:ablated", fn);
+    model!.set("ablated", { conv_1_1: [2] });
+    expect(model!.get("ablated")).toEqual({});
+    expect(fn).not.toHaveBeenCalled();
+    expect(model!.get("error")).toBe(OFFLINE_REASON);
+    model!.set("error", "");
+    model!.send({ type: "show_top", rank: 1 });
+    expect(model!.get("error")).toBe(OFFLINE_REASON);
+  });
+});

@@ -12,10 +12,14 @@ export interface SavedState {
   buffers?: { path: (string | number)[]; encoding?: string; data: string }[];
 }
 
+/** Traits the page may set but only Python acts on (switching neurons off, saliency overlays). */
+const KERNEL_TRAITS: ReadonlySet<string> = new Set(["ablated", "overlay", "overlay_target"]);
+
 type RenderFn = (props: { model: AnyModel; el: HTMLElement }) => unknown;
 
 /** Why the kernel-only controls are off in a saved copy (shown once in the toolbar). */
-export const OFFLINE_REASON = "Saved copy without a kernel: every explanation works here; choosing or uploading an image needs the notebook.";
+export const OFFLINE_REASON =
+  "Saved copy without a kernel: every explanation works here; choosing or uploading an image, switching neurons off and saliency need the notebook.";
 
 function base64ToView(data: string): DataView {
   const bin = atob(data);
@@ -71,6 +75,9 @@ export class LocalModel {
   constructor(
     private readonly state: Record<string, unknown>,
     private readonly onSend: (content: unknown) => void = () => {},
+    /** Traits only the kernel can act on: setting one here is refused with `onKernelOnly`. */
+    private readonly kernelOnly: ReadonlySet<string> = new Set(),
+    private readonly onKernelOnly: (key: string) => void = () => {},
   ) {}
 
   get(key: string): unknown {
@@ -78,6 +85,10 @@ export class LocalModel {
   }
 
   set(key: string, value: unknown): void {
+    if (this.kernelOnly.has(key)) {
+      this.onKernelOnly(key);
+      return;
+    }
     const old = this.state[key];
     this.state[key] = value;
     if (!same(old, value)) this.emit(`change:${key}`);
@@ -138,11 +149,16 @@ export function mountSaved(el: HTMLElement, saved: SavedState, render: RenderFn)
     style.textContent = state._css;
     document.head.append(style);
   }
-  const model = new LocalModel(state, (content) => {
-    // A dropped file or a thumbnail click would go to the kernel: there is none.
-    const kind = typeof content === "object" && content !== null ? (content as { type?: unknown }).type : "";
-    if (kind === "upload" || kind === "choose" || kind === "upload-chunk") model.set("error", OFFLINE_REASON);
-  });
+  const model: LocalModel = new LocalModel(
+    state,
+    (content) => {
+      // A dropped file, a thumbnail or a top-image click would go to the kernel: there is none.
+      const kind = typeof content === "object" && content !== null ? (content as { type?: unknown }).type : "";
+      if (kind !== "view" && kind !== "ping") model.set("error", OFFLINE_REASON);
+    },
+    KERNEL_TRAITS,
+    () => model.set("error", OFFLINE_REASON),
+  );
   const cleanup = render({ model: model as unknown as AnyModel, el });
   markOffline(el);
   return typeof cleanup === "function" ? (cleanup as () => void) : () => {};
