@@ -120,7 +120,7 @@ def test_saved_html_disables_kernel_controls_with_a_reason(offline_page, tmp_pat
     expect(note).to_be_visible()
     expect(note).to_contain_text("without a kernel")
     expect(root.locator("button.cnnx-upload")).to_have_attribute(
-        "title", re.compile("needs the notebook")
+        "title", re.compile("need the notebook")
     )
     upload = root.locator("button.cnnx-upload")
     expect(upload).to_be_disabled()
@@ -130,7 +130,7 @@ def test_saved_html_disables_kernel_controls_with_a_reason(offline_page, tmp_pat
 
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(png)
     root.locator("input.cnnx-upload-input").set_input_files(str(png))
-    expect(root.locator(".cnnx-error")).to_contain_text("needs the notebook", timeout=WAIT_MS)
+    expect(root.locator(".cnnx-error")).to_contain_text("need the notebook", timeout=WAIT_MS)
     expect(root).to_have_attribute("data-prediction", "koala")
     page.screenshot(path=str(ARTIFACTS / "export-html-offline-note.png"))
 
