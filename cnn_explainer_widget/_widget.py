@@ -629,33 +629,34 @@ class CNNExplainer(anywidget.AnyWidget):
         """
         name = content.get("name")
         name = clean_name(name) if isinstance(name, str) and name else "the uploaded file"
-        upload_id, index = content.get("id"), content.get("index")
-        count, size = content.get("count"), content.get("size")
-        if not all(type(v) is int for v in (upload_id, index, count, size)):
+        fields = [content.get(k) for k in ("id", "index", "count", "size")]
+        ints = [v for v in fields if type(v) is int]
+        if len(ints) != 4:
             return
+        upload_id, index, count, size = ints
         if size > MAX_UPLOAD_BYTES:
             self._chunks = None
             if index == 0:
                 self.error = _too_large(name, size)
             return
-        try:
-            chunk = memoryview(buffers[0]) if isinstance(buffers, list | tuple) else None
-        except TypeError:
-            chunk = None
+        chunk: memoryview | None = None
+        if isinstance(buffers, list | tuple) and len(buffers) == 1:
+            try:
+                chunk = memoryview(buffers[0])
+            except TypeError:
+                chunk = None
         cur = self._chunks
         if index == 0:
             cur = {"id": upload_id, "count": count, "size": size, "parts": [], "n": 0}
             self._chunks = cur
-        ok = (
-            cur is not None
-            and chunk is not None
-            and len(buffers) == 1
-            and (cur["id"], cur["count"], cur["size"]) == (upload_id, count, size)
-            and len(cur["parts"]) == index < count
-            and chunk.nbytes <= MAX_CHUNK_BYTES
-            and cur["n"] + chunk.nbytes <= size
-        )
-        if not ok:
+        if (
+            cur is None
+            or chunk is None
+            or (cur["id"], cur["count"], cur["size"]) != (upload_id, count, size)
+            or not len(cur["parts"]) == index < count
+            or chunk.nbytes > MAX_CHUNK_BYTES
+            or cur["n"] + chunk.nbytes > size
+        ):
             self._chunks = None
             self.error = f"Could not use {name}: it arrived incomplete; please upload it again."
             return

@@ -70,7 +70,15 @@ def test_upload_over_the_limit_is_refused_before_any_piece_is_kept(w):
 
 @pytest.mark.parametrize(
     "case",
-    ["out of order", "missing first", "size lies", "piece too big", "two buffers", "id changes"],
+    [
+        "out of order",
+        "missing first",
+        "size lies",
+        "piece too big",
+        "two buffers",
+        "no buffer",
+        "id changes",
+    ],
 )
 def test_inconsistent_pieces_drop_the_upload_with_a_message(w, case):
     before = w.image_name
@@ -87,6 +95,9 @@ def test_inconsistent_pieces_drop_the_upload_with_a_message(w, case):
     elif case == "two buffers":
         msg = {"type": "upload-chunk", "id": 1, "index": 0, "count": 1, "size": 4, "name": "x"}
         w._handle_custom_msg(msg, [b"ab", b"cd"])
+    elif case == "no buffer":
+        msg = {"type": "upload-chunk", "id": 1, "index": 0, "count": 1, "size": 4, "name": "x"}
+        w._handle_custom_msg(msg, [])
     elif case == "id changes":
         send_pieces(w, data, order=[0])
         msg = {"type": "upload-chunk", "id": 2, "index": 1, "count": 3, "size": len(data)}
