@@ -84,7 +84,7 @@ def test_save_image_svg_and_png_of_overview_and_detail(view, tmp_path):
         k, f"w.save_image({str(tmp_path / 'detail.png')!r}, 'detail', light=True)"
     )
     assert err is None, err
-    box = root.locator(".cnnx-detail-host").bounding_box()
+    box = root.locator(".cnnx-overview-wrap").bounding_box()  # the explanation opens in place
     with Image.open(png_path) as im:
         assert im.format == "PNG"
         assert abs(im.width - 2 * box["width"]) <= 2 and abs(im.height - 2 * box["height"]) <= 2

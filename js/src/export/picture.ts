@@ -34,20 +34,17 @@ type Shape =
   | { kind: "svg"; box: Box; markup: string; opacity: number }
   | { kind: "text"; x: number; y: number; text: string; font: string; color: string; opacity: number };
 
-const TARGETS: Record<PictureTarget, string> = {
-  overview: ".cnnx-overview-wrap",
-  detail: ".cnnx-detail-host",
-};
+/** The explanation opens in place, inside the overview's area: both pictures take that area. */
+const AREA = ".cnnx-overview-wrap";
 
 /** Parts of the widget that are not part of a picture. */
 const SKIP = ".cnnx-connection, .cnnx-ov-tooltip, .cnnx-tooltip, .cnnx-detail-anchor, .cnnx-picture-menu, .cnnx-drop-hint";
 
 /** The element a picture of `target` is taken of, or a reason why there is none. */
 export function pictureElement(root: HTMLElement, target: PictureTarget): HTMLElement | string {
-  const el = root.querySelector<HTMLElement>(TARGETS[target]);
-  if (!el || el.hidden || el.getBoundingClientRect().width === 0) {
-    return target === "detail" ? "no explanation view is open: click a neuron (or set w.selected) first" : "the overview is not drawn yet";
-  }
+  if (target === "detail" && !root.dataset.detail) return "no explanation view is open: click a neuron (or set w.selected) first";
+  const el = root.querySelector<HTMLElement>(AREA);
+  if (!el || el.hidden || el.getBoundingClientRect().width === 0) return "the overview is not drawn yet";
   return el;
 }
 
@@ -422,6 +419,10 @@ function themeVariables(): string[] {
 export async function takePicture(root: HTMLElement, target: PictureTarget, format: PictureFormat, opts: PictureOptions = {}): Promise<Picture> {
   const el = pictureElement(root, target);
   if (typeof el === "string") throw new Error(el);
+  // An explanation opens with an animation: take the picture once it has settled (at most 5 s).
+  for (let waited = 0; root.dataset.detail && root.dataset.settled === "0" && waited < 5000; waited += 100) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   const scale = Math.min(8, Math.max(0.25, opts.scale ?? 2));
   const vars = opts.light ? themeVariables() : [];
   // `initial` makes each var() fall back to the light-theme value written in the CSS
