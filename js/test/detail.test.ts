@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { detailKind } from "../src/detail/index";
 import { isOutputLayer } from "../src/detail/dense";
-import { isDark, isUnitRange, throttle } from "../src/detail/dom";
+import { isUnitRange, throttle } from "../src/detail/dom";
 import { loadFixture } from "./fixtures/load";
 
 describe("detailKind", () => {
@@ -58,10 +58,6 @@ describe("throttle", () => {
 });
 
 describe("colour helpers", () => {
-  it("isDark picks white text on dark cells", () => {
-    expect(isDark("rgb(5,48,97)")).toBe(true);
-    expect(isDark("rgb(247,247,247)")).toBe(false);
-  });
   it("isUnitRange: [0, 1] images are grey, anything else diverging", () => {
     expect(isUnitRange([0, 0.1], [1, 0.9])).toBe(true);
     expect(isUnitRange([-0.5], [0.5])).toBe(false);

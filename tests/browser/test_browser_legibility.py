@@ -178,3 +178,51 @@ def test_no_text_overlaps_down_to_360px(view):
     finally:
         host.evaluate("(el) => { el.style.width = ''; }")
         _restore(view)
+
+
+#: An explanation of each kind, and what opens its formula level (as the elastic tests do).
+VIEWS = [
+    ("conv_1_1", 2, ".cnnx-el-hit >> nth=-1"),
+    ("max_pool_1", 5, ".cnnx-el-hit >> nth=-1"),
+    ("output", 6, ".cnnx-el-softmax"),
+]
+
+
+def _check(texts: list[dict], where: str) -> None:
+    assert texts, where
+    low = [
+        (t["cls"], t["text"], round(contrast(t["color"], t["bg"]), 2))
+        for t in texts
+        if contrast(t["color"], t["bg"]) < 4.5 and not t["disabled"]
+    ]
+    assert not low, (where, low)
+    small = [(t["cls"], t["text"], t["size"]) for t in texts if t["size"] < 11]
+    assert not small, (where, small)
+
+
+@pytest.mark.parametrize(("layer", "index", "opener"), VIEWS, ids=[v[0] for v in VIEWS])
+def test_explanation_text_has_contrast_and_size(view, layer, index, opener):
+    """The elastic view and its formula card, in light and dark: 4.5:1 and 11 px for all text."""
+    k, root, page = view.kernel, view.root, view.page
+    root.locator(f'.cnnx-neuron[data-layer="{layer}"][data-index="{index}"]').first.click()
+    detail = root.locator(f'.cnnx-detail[data-layer="{layer}"]')
+    expect(detail).to_be_visible(timeout=WAIT_MS)
+    expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+    page.mouse.move(0, 0)
+    try:
+        _check(detail.evaluate(TEXTS_JS), f"{layer} elastic, light")
+        detail.locator(opener).click()
+        expect(root).to_have_attribute("data-level", "formula", timeout=WAIT_MS)
+        page.mouse.move(0, 0)
+        _check(detail.evaluate(TEXTS_JS), f"{layer} formula, light")
+        set_theme(page, DARK)
+        _check(detail.evaluate(TEXTS_JS), f"{layer} formula, dark")
+        element_screenshot(page, root, ARTIFACTS / f"legibility-{layer}-formula-dark.png", margin=10)
+        page.keyboard.press("Escape")
+        expect(root).to_have_attribute("data-level", "elastic", timeout=WAIT_MS)
+        expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+        _check(detail.evaluate(TEXTS_JS), f"{layer} elastic, dark")
+    finally:
+        set_theme(page, LIGHT)
+        k.run("w.selected = None")
+        expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)

@@ -135,14 +135,6 @@ export class Stepper {
   }
 }
 
-/** Whether an "rgb(r,g,b)" colour is dark enough to need white text. */
-export function isDark(css: string): boolean {
-  const m = /rgb\((\d+),\s*(\d+),\s*(\d+)\)/.exec(css);
-  if (!m) return false;
-  const [r, g, b] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  return 0.299 * r + 0.587 * g + 0.114 * b < 128;
-}
-
 /** Input maps are drawn grey when their values lie in [0, 1], diverging otherwise. */
 export function isUnitRange(min: number[], max: number[]): boolean {
   return min.every((v) => v >= 0) && max.every((v) => v <= 1);

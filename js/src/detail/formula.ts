@@ -2,7 +2,7 @@
 // to the shown totals (`roundToSum`); hovering a number shows its full value; the element with
 // class `cnnx-math-output` carries the exact value and position in data attributes.
 
-import { divergingCss, formatValue, safeExtent, weightCss } from "../colors";
+import { divergingCss, formatValue, safeExtent, textColorOn, weightCss } from "../colors";
 import {
   activationAt,
   activationFunction,
@@ -23,7 +23,6 @@ import type { Activations, LayerSpec, Network } from "../payload";
 import { channelName } from "../names";
 import { h, svg } from "../ui/dom";
 import type { Formula, FormulaOptions } from "./index";
-import { isDark } from "./dom";
 
 function head(title: string, facts: string): HTMLElement[] {
   return [h("h4", { class: "cnnx-card-title" }, title), h("p", { class: "cnnx-facts" }, facts)];
@@ -31,7 +30,7 @@ function head(title: string, facts: string): HTMLElement[] {
 
 function tint(el: HTMLElement, css: string): void {
   el.style.background = css;
-  el.style.color = isDark(css) ? "#fff" : "#111";
+  el.style.color = textColorOn(css);
 }
 
 function padText(p: [[number, number], [number, number]]): string {
