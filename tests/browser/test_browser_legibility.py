@@ -217,7 +217,9 @@ def test_explanation_text_has_contrast_and_size(view, layer, index, opener):
         _check(detail.evaluate(TEXTS_JS), f"{layer} formula, light")
         set_theme(page, DARK)
         _check(detail.evaluate(TEXTS_JS), f"{layer} formula, dark")
-        element_screenshot(page, root, ARTIFACTS / f"legibility-{layer}-formula-dark.png", margin=10)
+        element_screenshot(
+            page, root, ARTIFACTS / f"legibility-{layer}-formula-dark.png", margin=10
+        )
         page.keyboard.press("Escape")
         expect(root).to_have_attribute("data-level", "elastic", timeout=WAIT_MS)
         expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)

@@ -24,8 +24,11 @@ LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
 #: Computed text colour of the first element matching each selector inside ``root``, and the
 #: background it is drawn on (the first non-transparent background among it and its ancestors).
 COLOURS_JS = """(root, selectors) => {
+  // rgb()/rgba() give 0-255; colours mixed with color-mix() come as color(srgb r g b / a), 0-1
   const rgba = (s) => { const m = s.match(/[\\d.]+/g) || []; const v = m.map(Number);
-                        return [v[0] ?? 0, v[1] ?? 0, v[2] ?? 0, v.length > 3 ? v[3] : 1]; };
+                        const k = s.startsWith('color(') ? 255 : 1;
+                        return [(v[0] ?? 0) * k, (v[1] ?? 0) * k, (v[2] ?? 0) * k,
+                                v.length > 3 ? v[3] : 1]; };
   const out = {};
   for (const sel of selectors) {
     const el = sel === ':root' ? root : root.querySelector(sel);
