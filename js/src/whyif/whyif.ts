@@ -68,6 +68,9 @@ const OVERLAYS: [string, string][] = [
 ];
 
 /** The overlay's colour ramp: transparent → amber → red (alpha grows with the value). */
+/** Cells smaller than this (px, either side) get no on/off button of their own. */
+const MIN_TOGGLE_CELL = 28;
+
 export function heatRgba(v: number): [number, number, number, number] {
   const t = Math.max(0, Math.min(1, v));
   const r = 255;
@@ -402,6 +405,15 @@ export class WhyIf {
       if ((neuron.dataset.off === "1") !== off) neuron.dataset.off = off ? "1" : "0";
       if (neuron.getAttribute("aria-keyshortcuts") !== "O") neuron.setAttribute("aria-keyshortcuts", "O");
       let button = neuron.querySelector<HTMLButtonElement>(":scope > button.cnnx-whyif-toggle");
+      // On a small cell (a dense layer's row of dots, say) the 16 px button would cover most of
+      // the neuron, so a click meant to open it would switch it off: there the neuron gets no
+      // button, and O (or the panel's "Switch selected neuron") does the job.
+      const [cw, ch] = [neuron.offsetWidth, neuron.offsetHeight]; // 0 × 0: not laid out (yet)
+      const small = cw > 0 && ch > 0 && !neuron.classList.contains("cnnx-ov-output") && (cw < MIN_TOGGLE_CELL || ch < MIN_TOGGLE_CELL);
+      if (small && !off) {
+        button?.remove();
+        continue;
+      }
       if (!button && !offline) {
         // Not a tab stop of its own (a hundred of them would bury the rest): the neuron itself
         // is focusable, and O switches it.
