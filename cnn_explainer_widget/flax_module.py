@@ -22,6 +22,7 @@ from flax import linen, nnx
 
 from cnn_explainer_widget._text import short
 from cnn_explainer_widget.layers import (
+    ACTIVATION_OPTIONS,
     ACTIVATIONS,
     Layer,
     Padding,
@@ -33,16 +34,6 @@ from cnn_explainer_widget.network import Network
 #: Layer names that would clash with other entries of the activations dict and the selection.
 RESERVED_NAMES: tuple[str, ...] = ("input", "logits", "probabilities")
 
-#: The keyword options each activation takes, and their Python type (from JAX's signatures).
-ACTIVATION_OPTIONS: dict[str, dict[str, type]] = {
-    "relu": {},
-    "gelu": {"approximate": bool},
-    "tanh": {},
-    "sigmoid": {},
-    "leaky_relu": {"negative_slope": float},
-    "elu": {"alpha": float},
-    "silu": {},
-}
 
 SUPPORTED = (
     "supported are nnx.Conv, nnx.Linear, Flatten, activation functions (relu, gelu, tanh, "

@@ -30,6 +30,17 @@ ACTIVATIONS: dict[str, Callable[..., jax.Array]] = {
     "silu": jax.nn.silu,
 }
 
+#: The keyword options each activation takes, and their Python type (from JAX's signatures).
+ACTIVATION_OPTIONS: dict[str, dict[str, type]] = {
+    "relu": {},
+    "gelu": {"approximate": bool},
+    "tanh": {},
+    "sigmoid": {},
+    "leaky_relu": {"negative_slope": float},
+    "elu": {"alpha": float},
+    "silu": {},
+}
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -96,6 +107,7 @@ def resolve_padding(
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_OPTIONS",
     "Layer",
     "LayerKind",
     "Padding",

@@ -24,7 +24,7 @@ from flax import nnx
 
 from cnn_explainer_widget._safetensors import WeightsFileError, dumps, load_file
 from cnn_explainer_widget.flax_module import Flatten, network_from_layers
-from cnn_explainer_widget.layers import ACTIVATIONS, conv_output_size
+from cnn_explainer_widget.layers import ACTIVATION_OPTIONS, ACTIVATIONS, conv_output_size
 from cnn_explainer_widget.network import Network
 
 #: Value of the ``format`` metadata field of a model file.
@@ -44,16 +44,6 @@ MAX_CLASSES = 10_000
 MAX_NAME_CHARS = 200
 #: Most epochs in a history.
 MAX_EPOCHS = 100_000
-#: Keyword options each activation function takes, with their types.
-ACTIVATION_OPTIONS: dict[str, dict[str, type]] = {
-    "relu": {},
-    "gelu": {"approximate": bool},
-    "tanh": {},
-    "sigmoid": {},
-    "leaky_relu": {"negative_slope": float},
-    "elu": {"alpha": float},
-    "silu": {},
-}
 
 
 @dataclass(frozen=True)
