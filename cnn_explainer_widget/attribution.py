@@ -26,19 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnn_explainer_widget.layers import Layer
-from cnn_explainer_widget.model import _cached_network
+from cnn_explainer_widget.model import resolve_network
 from cnn_explainer_widget.network import Network, apply_layer
-from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
 #: Compiled gradient functions per network, keyed by (what, layer positions).
 _compiled: weakref.WeakKeyDictionary[Network, dict[tuple[Any, ...], Any]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def resolve_network(model: Any) -> Network:
-    """``model`` as a `Network` (None: the shipped Tiny VGG), with its current weights."""
-    return tiny_vgg_network() if model is None else _cached_network(model)
 
 
 def resolve_target(network: Network, target: Any) -> tuple[str, int]:

@@ -190,21 +190,23 @@ def activations(x: np.ndarray, model: Any = None, ablate: Any = None) -> dict[st
         ``logits`` and ``probabilities``; spatial maps are ``(H, W, C)`` (with a leading ``N``
         for a batch).
     """
-    network = tiny_vgg_network() if model is None else _cached_network(model)
-    return network.activations(x, ablate=ablate)
+    return resolve_network(model).activations(x, ablate=ablate)
 
 
 #: For each user model: the structure it had and the Network built for it (weak references).
 _networks: weakref.WeakKeyDictionary[Any, tuple[Any, Network]] = weakref.WeakKeyDictionary()
 
 
-def _cached_network(model: Any) -> Network:
-    """``model`` as a `Network` with its current weights, built once per structure.
+def resolve_network(model: Any) -> Network:
+    """``model`` as a `Network` (None: the shipped Tiny VGG), with its current weights.
 
-    A model may be trained further between calls, so its weights are read again every time
-    (the arrays themselves, no copy); the rest (layer records, inferred input shape, compiled
-    pass) is kept as long as the model's structure (`_structure`) is the same.
+    A user's model is built into a `Network` once per structure. A model may be trained further
+    between calls, so its weights are read again every time (the arrays themselves, no copy);
+    the rest (layer records, inferred input shape, compiled pass) is kept as long as the
+    model's structure (`_structure`) is the same.
     """
+    if model is None:
+        return tiny_vgg_network()
     if isinstance(model, Network):
         return model
     structure = _structure(model)

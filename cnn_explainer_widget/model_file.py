@@ -12,16 +12,28 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from cnn_explainer_widget._model_fields import (
+    MAX_CLASSES,
+    MAX_INPUT_SIDE,
+    MAX_LAYERS,
+    count_values,
+    history_field,
+    ints_field,
+    json_field,
+    name_field,
+    options_field,
+    set_weights,
+    shown,
+    weights_spec,
+)
 from cnn_explainer_widget._safetensors import WeightsFileError, dumps, load_file
 from cnn_explainer_widget.flax_module import Flatten, network_from_layers
 from cnn_explainer_widget.layers import ACTIVATION_OPTIONS, ACTIVATIONS, conv_output_size
@@ -31,19 +43,6 @@ from cnn_explainer_widget.network import Network
 FORMAT = "cnn-explainer-widget.model"
 #: Version of the model file layout.
 FORMAT_VERSION = 1
-
-# Sane limits, checked before anything is built or allocated: a small file must not be able to
-# make the widget allocate gigabytes (a 900-byte file can declare a 20000×20000 input).
-#: Largest input side, in pixels.
-MAX_INPUT_SIDE = 4096
-#: Most values in one image's activations, all layers together (4 bytes each).
-MAX_ACTIVATION_VALUES = 32_000_000
-#: Most layers, class names, and characters in a name.
-MAX_LAYERS = 1000
-MAX_CLASSES = 10_000
-MAX_NAME_CHARS = 200
-#: Most epochs in a history.
-MAX_EPOCHS = 100_000
 
 
 @dataclass(frozen=True)
@@ -126,119 +125,6 @@ def read_model_file(path: str | os.PathLike[str]) -> SavedModel:
     return _from_parts(tensors, metadata, source)
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key[:60]!r} appears twice")
-        out[key] = value
-    return out
-
-
-def _field(metadata: dict[str, str], key: str, source: str, default: str | None = None) -> Any:
-    if key not in metadata and default is None:
-        raise WeightsFileError(f"{source}: metadata field {key!r} is missing")
-    try:
-        return json.loads(metadata.get(key, default), object_pairs_hook=_unique_keys)  # type: ignore[arg-type]
-    except RecursionError:
-        raise WeightsFileError(f"{source}: metadata field {key!r} is nested too deeply") from None
-    except json.JSONDecodeError:
-        raise WeightsFileError(f"{source}: metadata field {key!r} is not valid JSON") from None
-    except ValueError as exc:  # a duplicate key
-        raise WeightsFileError(f"{source}: metadata field {key!r}: {exc}") from None
-
-
-def _name(value: Any, what: str, source: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
-        raise WeightsFileError(
-            f"{source}: {what} must be a name of 1 to {MAX_NAME_CHARS} characters at most, "
-            f"got {_shown(value)}"
-        )
-    return value
-
-
-def _shown(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else repr(value[:40])
-    return text if len(text) <= 60 else text[:59] + "…"
-
-
-def _history(metadata: dict[str, str], source: str) -> tuple[dict[str, list[float]], int | None]:
-    """The ``history`` and ``best_epoch`` fields, checked."""
-    history = _field(metadata, "history", source, "{}")
-    if not isinstance(history, dict):
-        raise WeightsFileError(
-            f"{source}: metadata field 'history' must be a table of metric → list of numbers"
-        )
-    for key, values in history.items():
-        if (
-            len(key) > MAX_NAME_CHARS
-            or not isinstance(values, list)
-            or len(values) > MAX_EPOCHS
-            or not all(_is_number(v) for v in values)
-        ):
-            raise WeightsFileError(
-                f"{source}: metadata field 'history' entry {_shown(key)} must be a list of "
-                f"numbers (at most {MAX_EPOCHS:,})"
-            )
-    best_epoch = _field(metadata, "best_epoch", source, "null")
-    epochs = max((len(v) for v in history.values()), default=None)
-    if best_epoch is not None and (
-        type(best_epoch) is not int or best_epoch < 1 or (epochs and best_epoch > epochs)
-    ):
-        raise WeightsFileError(
-            f"{source}: metadata field 'best_epoch' must be null or an integer in "
-            f"[1, {epochs or '…'}] (the history has {epochs or 0} epochs), got {_shown(best_epoch)}"
-        )
-    return {str(k): [float(v) for v in vs] for k, vs in history.items()}, best_epoch
-
-
-def _is_number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
-
-
-def _options(spec: dict[str, Any], allowed: dict[str, type], where: str) -> dict[str, Any]:
-    """A layer's ``options``: only the keywords its function takes, of the right types."""
-    options = spec.get("options", {})
-    if not isinstance(options, dict):
-        raise WeightsFileError(f"{where}: options must be a table, got {_shown(options)}")
-    for key, value in options.items():
-        kind = allowed.get(key)
-        if kind is None:
-            known = ", ".join(allowed) or "none"
-            raise WeightsFileError(
-                f"{where}: unknown option {_shown(key)} (this function takes: {known})"
-            )
-        ok = type(value) is bool if kind is bool else _is_number(value)
-        if not ok:
-            raise WeightsFileError(
-                f"{where}: option {key!r} must be "
-                f"{'true or false' if kind is bool else 'a finite number'}, got {_shown(value)}"
-            )
-    return dict(options)
-
-
-def _count_values(total: int, shape: tuple[int, ...], where: str) -> int:
-    """Add one layer's output size to the activations' running total; refuse absurd sizes."""
-    n = math.prod(shape)
-    if total + n > MAX_ACTIVATION_VALUES:
-        raise WeightsFileError(
-            f"{where}: its output {'×'.join(map(str, shape))} = {n:,} values brings one "
-            f"image's activations to {total + n:,} values; at most {MAX_ACTIVATION_VALUES:,} "
-            "are explained"
-        )
-    return total + n
-
-
-def _ints(value: Any, n: int, what: str, source: str, minimum: int = 0) -> tuple[int, ...]:
-    if (
-        not isinstance(value, list)
-        or len(value) != n
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
-    ):
-        raise WeightsFileError(f"{source}: {what} must be {n} integers ≥ {minimum}, got {value!r}")
-    return tuple(value)
-
-
 def _from_parts(
     tensors: dict[str, np.ndarray], metadata: dict[str, str], source: str
 ) -> SavedModel:
@@ -254,21 +140,23 @@ def _from_parts(
             f"{source}: metadata field 'format_version' is {version!r}; this version of "
             f"cnn-explainer-widget reads {FORMAT_VERSION}"
         )
-    classes = _field(metadata, "classes", source)
+    classes = json_field(metadata, "classes", source)
     if not isinstance(classes, list) or not classes or len(classes) > MAX_CLASSES:
         raise WeightsFileError(
             f"{source}: metadata field 'classes' must be a list of 1 to {MAX_CLASSES:,} names"
         )
     for c in classes:
-        _name(c, "metadata field 'classes': each class", source)
-    display_name = _name(metadata.get("name", "network"), "metadata field 'name'", source)
-    input_shape = _ints(_field(metadata, "input_shape", source), 3, "'input_shape'", source, 1)
+        name_field(c, "metadata field 'classes': each class", source)
+    display_name = name_field(metadata.get("name", "network"), "metadata field 'name'", source)
+    input_shape = ints_field(
+        json_field(metadata, "input_shape", source), 3, "'input_shape'", source, 1
+    )
     if max(input_shape[:2]) > MAX_INPUT_SIDE or input_shape[2] not in (1, 3):
         raise WeightsFileError(
             f"{source}: metadata field 'input_shape' is {list(input_shape)}; images of at most "
             f"{MAX_INPUT_SIDE}×{MAX_INPUT_SIDE} pixels with 1 or 3 channels are explained"
         )
-    specs = _field(metadata, "layers", source)
+    specs = json_field(metadata, "layers", source)
     if (
         not isinstance(specs, list)
         or not specs
@@ -278,66 +166,66 @@ def _from_parts(
         raise WeightsFileError(
             f"{source}: metadata field 'layers' must be a list of 1 to {MAX_LAYERS} layers"
         )
-    history, best_epoch = _history(metadata, source)
+    history, best_epoch = history_field(metadata, source)
 
     items: list[Any] = []
     names: list[str] = []
     used: set[str] = set()
     shape: tuple[int, ...] = input_shape
-    values = _count_values(0, shape, f"{source}: metadata field 'input_shape'")
+    values = count_values(0, shape, f"{source}: metadata field 'input_shape'")
     for i, spec in enumerate(specs):
         name, kind = spec.get("name"), spec.get("kind")
         if not isinstance(name, str) or not name:
             raise WeightsFileError(f"{source}: layer {i} of 'layers' has no name")
-        _name(name, f"layer {i} of 'layers': its name", source)
+        name_field(name, f"layer {i} of 'layers': its name", source)
         where = f"{source}: layer {name!r}"
         if kind in ("conv", "pool"):
             if len(shape) != 3:
                 raise WeightsFileError(f"{where}: needs an (H, W, C) input, gets {shape}")
-            kernel_size = _ints(
+            kernel_size = ints_field(
                 spec.get("kernel_size"), 2, f"layer {name!r} kernel_size", source, 1
             )
-            stride = _ints(spec.get("stride"), 2, f"layer {name!r} stride", source, 1)
+            stride = ints_field(spec.get("stride"), 2, f"layer {name!r} stride", source, 1)
             pads = spec.get("padding")
             if not isinstance(pads, list) or len(pads) != 2:
                 raise WeightsFileError(f"{where}: padding must be two (before, after) pairs")
-            padding = tuple(_ints(p, 2, f"layer {name!r} padding", source) for p in pads)
+            padding = tuple(ints_field(p, 2, f"layer {name!r} padding", source) for p in pads)
             oh = conv_output_size(shape[0], kernel_size[0], stride[0], *padding[0])
             ow = conv_output_size(shape[1], kernel_size[1], stride[1], *padding[1])
             if oh < 1 or ow < 1:
                 raise WeightsFileError(f"{where}: window {kernel_size} does not fit {shape}")
         if kind == "conv":
-            features, use_bias = _check_weights(spec, name, tensors, source)
-            values = _count_values(values, (oh, ow, features), where)
+            features, use_bias = weights_spec(spec, name, tensors, source)
+            values = count_values(values, (oh, ow, features), where)
             kernel_shape = (*kernel_size, shape[2], features)
             conv = _abstract(
                 nnx.Conv, shape[2], features, kernel_size, strides=stride, padding=padding,
                 use_bias=use_bias,
             )  # fmt: skip
-            _set(conv, tensors, name, kernel_shape, use_bias, source)
+            set_weights(conv, tensors, name, kernel_shape, use_bias, source)
             items.append(conv)
             shape = (oh, ow, features)
         elif kind == "dense":
             if len(shape) != 1:
                 raise WeightsFileError(f"{where}: a dense layer needs a flat input, gets {shape}")
-            features, use_bias = _check_weights(spec, name, tensors, source)
-            values = _count_values(values, (features,), where)
+            features, use_bias = weights_spec(spec, name, tensors, source)
+            values = count_values(values, (features,), where)
             dense = _abstract(nnx.Linear, shape[0], features, use_bias=use_bias)
-            _set(dense, tensors, name, (shape[0], features), use_bias, source)
+            set_weights(dense, tensors, name, (shape[0], features), use_bias, source)
             items.append(dense)
             shape = (features,)
         elif kind == "pool":
             function = spec.get("function")
             if function not in ("max", "avg"):
                 raise WeightsFileError(
-                    f"{where}: pool function {_shown(function)} is not max or avg"
+                    f"{where}: pool function {shown(function)} is not max or avg"
                 )
             allowed: dict[str, type] = {"count_include_pad": bool} if function == "avg" else {}
-            options = _options(spec, allowed, where)
+            options = options_field(spec, allowed, where)
             pool = nnx.max_pool if function == "max" else nnx.avg_pool
             if function == "avg":
                 options = {"count_include_pad": options.get("count_include_pad", True)}
-            values = _count_values(values, (oh, ow, shape[2]), where)
+            values = count_values(values, (oh, ow, shape[2]), where)
             items.append(
                 functools.partial(
                     pool, window_shape=kernel_size, strides=stride, padding=padding, **options
@@ -348,17 +236,17 @@ def _from_parts(
             function = spec.get("function")
             if function not in ACTIVATIONS or function not in ACTIVATION_OPTIONS:
                 raise WeightsFileError(
-                    f"{where}: activation {_shown(function)} is not one of {sorted(ACTIVATIONS)}"
+                    f"{where}: activation {shown(function)} is not one of {sorted(ACTIVATIONS)}"
                 )
-            options = _options(spec, ACTIVATION_OPTIONS[function], where)
-            values = _count_values(values, shape, where)
+            options = options_field(spec, ACTIVATION_OPTIONS[function], where)
+            values = count_values(values, shape, where)
             fn = ACTIVATIONS[function]
             items.append(functools.partial(fn, **options) if options else fn)
         elif kind == "flatten":
             items.append(Flatten())
             shape = (int(np.prod(shape)),)
         elif kind == "softmax":
-            values = _count_values(values, shape, where)
+            values = count_values(values, shape, where)
             items.append(nnx.softmax)
         else:
             raise WeightsFileError(f"{where}: unknown layer kind {kind!r}")
@@ -395,42 +283,6 @@ def _from_parts(
 def _abstract(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
     """A module with its structure but no values (no random initialisation runs)."""
     return nnx.eval_shape(lambda: cls(*args, **kwargs, rngs=nnx.Rngs(0)))
-
-
-def _check_weights(
-    spec: dict[str, Any], name: str, tensors: dict[str, np.ndarray], source: str
-) -> tuple[int, bool]:
-    features = spec.get("features")
-    if not isinstance(features, int) or isinstance(features, bool) or features < 1:
-        raise WeightsFileError(f"{source}: layer {name!r} features must be a positive integer")
-    use_bias = spec.get("use_bias")
-    if not isinstance(use_bias, bool):
-        raise WeightsFileError(f"{source}: layer {name!r} use_bias must be true or false")
-    return features, use_bias
-
-
-def _set(
-    module: nnx.Conv | nnx.Linear,
-    tensors: dict[str, np.ndarray],
-    name: str,
-    kernel_shape: tuple[int, ...],
-    use_bias: bool,
-    source: str,
-) -> None:
-    wanted = {f"{name}.kernel": kernel_shape}
-    if use_bias:
-        wanted[f"{name}.bias"] = (kernel_shape[-1],)
-    for key, shape in wanted.items():
-        if key not in tensors:
-            raise WeightsFileError(f"{source}: tensor {key!r} is missing")
-        if tensors[key].shape != shape:
-            raise WeightsFileError(
-                f"{source}: tensor {key!r} has shape {tensors[key].shape}, expected {shape}"
-            )
-    module.kernel.set_value(jnp.asarray(tensors[f"{name}.kernel"]))
-    if use_bias:
-        assert module.bias is not None
-        module.bias.set_value(jnp.asarray(tensors[f"{name}.bias"]))
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "read_model_file", "write_model_file"]

@@ -85,7 +85,7 @@ class Network:
         # takes the parameters as one pre-flattened tuple of leaves.
         leaves, treedef = jax.tree_util.tree_flatten(self._device_params)
         self._param_leaves = tuple(leaves)
-        options = _compiler_options(self.layers)
+        options = compiler_options(self.layers)
         self._forward = jax.jit(
             functools.partial(_forward_flat, self.layers, treedef), compiler_options=options
         )
@@ -369,7 +369,7 @@ def _layout(params: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]]:
     }
 
 
-def _compiler_options(layers: Sequence[Layer] = ()) -> dict[str, Any] | None:
+def compiler_options(layers: Sequence[Layer] = ()) -> dict[str, Any] | None:
     """XLA options for this package's own executables (the user's JAX settings stay as they are).
 
     On CPU, preferring 512-bit vectors lets XLA use AVX-512 where the processor has it (it is

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import weakref
-from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -28,14 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from cnn_explainer_widget.attribution import (
-    check_index,
-    layer_with_neurons,
-    resolve_network,
-)
-from cnn_explainer_widget.images import IMAGE_SUFFIXES, load_image
+from cnn_explainer_widget._image_stream import as_float, batches, image_files, image_source
+from cnn_explainer_widget.attribution import check_index, layer_with_neurons
 from cnn_explainer_widget.layers import Layer
-from cnn_explainer_widget.network import Network, _compiler_options, apply_layer
+from cnn_explainer_widget.model import resolve_network
+from cnn_explainer_widget.network import Network, apply_layer, compiler_options
 
 _scanners: weakref.WeakKeyDictionary[Network, dict[tuple[Any, ...], _Scanner]] = (
     weakref.WeakKeyDictionary()
@@ -64,7 +58,7 @@ class _Scanner:
             in_specs=(PartitionSpec(), PartitionSpec("batch"), PartitionSpec()),
             out_specs=(PartitionSpec("batch"), PartitionSpec("batch")),
         )
-        self.fn = jax.jit(sharded, compiler_options=_compiler_options())
+        self.fn = jax.jit(sharded, compiler_options=compiler_options())
 
 
 #: Images per step inside one device's share of a batch (None: the whole share at once).
@@ -184,7 +178,7 @@ def scan(
             raise ValueError(f"{name} must be a positive int, got {value!r:.60}")
     scanner = _scanner(network, layer)
     n_dev = len(scanner.devices)
-    source, total = _source(network, images)
+    source, total = image_source(network, images)
     size = min(int(batch_size), total) if total else int(batch_size)
     size = math.ceil(size / n_dev) * n_dev
     out_shape = network.layer(layer).output_shape
@@ -213,14 +207,14 @@ def scan(
         top_idx, top_val, top_pos = idx[order], val[order], pos[order]
         if keep_images:
             for i in top_idx[top_idx >= start]:
-                kept[int(i)] = _as_float(batch[int(i) - start])
+                kept[int(i)] = as_float(batch[int(i) - start])
             current = set(top_idx.tolist())
             for i in [i for i in kept if i not in current]:
                 del kept[i]
         bar.update(count)
 
     try:
-        for batch, start, count in _batches(source, size, network.input_shape):
+        for batch, start, count in batches(source, size, network.input_shape):
             out = scanner.fn(params, jax.device_put(batch, scanner.data), device_index)
             if pending is not None:
                 merge(pending)  # while the device works on the batch just sent
@@ -234,119 +228,6 @@ def scan(
         for i, v, p in zip(top_idx, top_val, top_pos, strict=True)
     ]
     return ScanResult(top, [kept[i] for i, _, _ in top] if keep_images else None)
-
-
-def _as_float(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.copy()
-
-
-def image_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """The image files under ``folder`` in the order `top_activations` numbers them."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise ValueError(f"{str(root)!r} is not a folder of images")
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-
-
-def _source(network: Network, images: Any) -> tuple[Iterator[np.ndarray] | np.ndarray, int | None]:
-    """An array (sliced in batches) or an iterator of single images, and the count if known."""
-    h, w, c = network.input_shape
-    if isinstance(images, jax.Array):
-        images = np.asarray(images)
-    if isinstance(images, np.ndarray):
-        return _check_array(images, network.input_shape), len(images)
-    if isinstance(images, str | os.PathLike):
-        files = image_files(images)
-        if not files:
-            raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {str(images)!r}")
-        return (load_image(f, size=(h, w), channels=c) for f in files), len(files)
-    if isinstance(images, bytes | bytearray | dict) or not isinstance(images, Iterable):
-        raise TypeError(
-            "images must be an array (N, H, W, C), a folder path, or an iterable of images; "
-            f"got {type(images).__name__}"
-        )
-    total = len(images) if isinstance(images, Sized) else None
-    return (_one(network, item, i) for i, item in enumerate(images)), total
-
-
-def _check_array(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if x.ndim == 3 and shape[2] == 1 and x.shape[1:] == shape[:2]:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[1:] != shape:
-        raise ValueError(f"images must be shaped (N, {', '.join(map(str, shape))}), got {x.shape}")
-    if x.dtype != np.uint8 and x.dtype.kind != "f":
-        raise TypeError(f"images must be uint8 or floats in [0, 1], got dtype {x.dtype}")
-    if len(x) == 0:
-        raise ValueError("images holds no images")
-    return x
-
-
-def _one(network: Network, item: Any, i: int) -> np.ndarray:
-    """One image of an iterable as the network's input (uint8 kept as it is)."""
-    h, w, c = network.input_shape
-    try:
-        if isinstance(item, np.ndarray) and item.shape in ((h, w, c), (h, w)[: 3 - c]):
-            x = item.reshape(h, w, c)
-            if x.dtype == np.uint8:
-                return x
-            if x.dtype.kind != "f":
-                raise TypeError(f"expected uint8 or floats in [0, 1], got dtype {x.dtype}")
-            _check_floats(x)
-            return x.astype(np.float32, copy=False)
-        return load_image(item, size=(h, w), channels=c)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"image {i}: {exc}") from None
-
-
-def _check_floats(x: np.ndarray) -> None:
-    if not np.isfinite(x).all():
-        raise ValueError("contains NaN or infinite values")
-    if x.size and (x.min() < 0.0 or x.max() > 1.0):
-        raise ValueError(
-            f"float pixels must be in [0, 1], got values in [{x.min():.3g}, {x.max():.3g}]"
-        )
-
-
-def _batches(
-    source: Iterator[np.ndarray] | np.ndarray, size: int, shape: tuple[int, ...]
-) -> Iterator[tuple[np.ndarray, int, int]]:
-    """Batches of exactly ``size`` images (the last padded with zeros), their start, count."""
-    if isinstance(source, np.ndarray):
-        for start in range(0, len(source), size):
-            chunk = source[start : start + size]
-            if chunk.dtype != np.uint8:
-                try:
-                    _check_floats(chunk)
-                except ValueError as exc:
-                    raise ValueError(f"images[{start}:{start + len(chunk)}] {exc}") from None
-                chunk = chunk.astype(np.float32, copy=False)
-            batch = np.zeros((size, *shape), chunk.dtype)
-            batch[: len(chunk)] = chunk
-            yield batch, start, len(chunk)
-        return
-    start = 0
-    while True:
-        items = []
-        for item in source:
-            items.append(item)
-            if len(items) == size:
-                break
-        if not items:
-            return
-        dtype = np.uint8 if all(i.dtype == np.uint8 for i in items) else np.float32
-        batch = np.zeros((size, *shape), dtype)
-        for j, item in enumerate(items):
-            batch[j] = _as_float(item) if dtype != item.dtype else item
-        yield batch, start, len(items)
-        start += len(items)
-        if len(items) < size:
-            return
 
 
 def receptive_field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cnn_explainer_widget import CNNExplainer
-from cnn_explainer_widget._widget import MAX_CHUNK_BYTES, MAX_UPLOAD_BYTES
+from cnn_explainer_widget._uploads import MAX_CHUNK_BYTES, MAX_UPLOAD_BYTES
 
 from conftest import ROOT
 
@@ -47,7 +47,7 @@ def test_pieces_of_a_large_upload_are_reassembled(w, mib):
     assert w.error == ""
     assert w.image_name == f"koala-{mib}.jpeg"
     assert w.prediction == "koala"
-    assert w._chunks is None  # nothing held after the upload
+    assert w._uploads._chunks is None  # nothing held after the upload
 
 
 def test_upload_over_the_limit_is_refused_before_any_piece_is_kept(w):
@@ -65,7 +65,7 @@ def test_upload_over_the_limit_is_refused_before_any_piece_is_kept(w):
         [b"\0" * 16],
     )
     assert f"uploads up to {MAX_UPLOAD_BYTES:,} bytes" in w.error
-    assert w._chunks is None and w.image_name == before
+    assert w._uploads._chunks is None and w.image_name == before
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_inconsistent_pieces_drop_the_upload_with_a_message(w, case):
         w._handle_custom_msg({**msg, "name": "big.jpeg"}, [data[PIECE : 2 * PIECE]])
     assert "arrived incomplete" in w.error
     assert w.image_name == before
-    assert w._chunks is None
+    assert w._uploads._chunks is None
 
 
 def test_a_new_upload_replaces_an_unfinished_one(w):
@@ -112,7 +112,7 @@ def test_a_new_upload_replaces_an_unfinished_one(w):
     send_pieces(w, data, name="first.jpeg", upload_id=1, order=[0, 1])
     send_pieces(w, JPEG, name="second.jpeg", upload_id=2)
     assert w.error == "" and w.image_name == "second.jpeg"
-    assert w._chunks is None
+    assert w._uploads._chunks is None
 
 
 def test_malformed_piece_messages_are_ignored(w):
@@ -122,4 +122,4 @@ def test_malformed_piece_messages_are_ignored(w):
         {"type": "upload-chunk", "id": 1, "index": 0.0, "count": 1, "size": 3},
     ]:
         w._handle_custom_msg(msg, [b"abc"])
-    assert w.error == "" and w._chunks is None
+    assert w.error == "" and w._uploads._chunks is None

@@ -27,7 +27,7 @@ from PIL import Image, ImageFile
 
 from cnn_explainer_widget import CNNExplainer, WeightsFileError, load_image
 from cnn_explainer_widget._safetensors import loads
-from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES
+from cnn_explainer_widget._uploads import MAX_UPLOAD_BYTES
 from cnn_explainer_widget.images import DEFAULT_IMAGES, MAX_PIXELS
 from cnn_explainer_widget.tiny_vgg import weights_path
 
@@ -766,7 +766,7 @@ def test_front_end_custom_messages(widget, msg):
 
 
 def test_upload_cap_is_checked_before_decoding(widget, monkeypatch):
-    import cnn_explainer_widget._widget as wmod
+    import cnn_explainer_widget._widget_state as wmod
 
     calls: list[int] = []
     monkeypatch.setattr(wmod, "load_image_with_info", lambda *a, **k: calls.append(1))

@@ -15,7 +15,18 @@ from conftest import ROOT
 
 PACKAGE = "cnn_explainer_widget"
 #: The widget layer: only it may import anywidget/traitlets, and no core module may import it.
-WIDGET_LAYER = {f"{PACKAGE}._widget", f"{PACKAGE}._protocol", f"{PACKAGE}._export"}
+WIDGET_LAYER = {
+    f"{PACKAGE}.{name}"
+    for name in (
+        "_protocol",
+        "_export",
+        "_whyif",
+        "_uploads",
+        "_widget_state",
+        "_widget_messages",
+        "_widget",
+    )
+}
 
 
 def _modules(root: Path = ROOT / PACKAGE) -> dict[str, Path]:
@@ -143,6 +154,22 @@ def test_the_core_does_not_import_the_widget_layer():
             if isinstance(n, ast.ImportFrom) and not n.level
         }
         assert not external & {"anywidget", "traitlets", "ipywidgets"}, module
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A name one module uses from another is public there (private modules may be imported)."""
+    files = _modules()
+    found = []
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and _imported(node, set(files), name) - {name}:
+                private = [
+                    a.name
+                    for a in node.names
+                    if a.name.startswith("_") and f"{node.module}.{a.name}" not in files
+                ]
+                found += [f"{path.name}:{node.lineno} imports {p}" for p in private]
+    assert not found, "; ".join(found)
 
 
 def _readme_layout() -> tuple[list[str], list[str], list[str]]:

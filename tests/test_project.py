@@ -59,7 +59,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 import cnn_explainer_widget
-from cnn_explainer_widget import CNNExplainer, _widget
+from cnn_explainer_widget import CNNExplainer, _widget_state
 from cnn_explainer_widget.tiny_vgg import weights_path
 
 # Every dependency the wheel declares is installed at a version it accepts.
@@ -73,7 +73,7 @@ w = CNNExplainer()
 print(json.dumps({
     "package": cnn_explainer_widget.__file__,
     "weights": str(weights_path()),
-    "esm": str(_widget._STATIC / "widget.js"),
+    "esm": str(_widget_state.STATIC / "widget.js"),
     "version": cnn_explainer_widget.__version__,
     "dist_version": importlib.metadata.version("cnn-explainer-widget"),
     "prediction": w.prediction,

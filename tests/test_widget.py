@@ -17,7 +17,7 @@ from cnn_explainer_widget import (
     load_image,
 )
 from cnn_explainer_widget._protocol import PROTOCOL_VERSION
-from cnn_explainer_widget._widget import MAX_UPLOAD_BYTES
+from cnn_explainer_widget._uploads import MAX_UPLOAD_BYTES
 
 from conftest import ROOT
 

@@ -12,7 +12,7 @@ from cnn_explainer_widget import (
     saliency,
     top_activations,
 )
-from cnn_explainer_widget._widget import InvalidAblation
+from cnn_explainer_widget._widget_state import InvalidAblation
 from cnn_explainer_widget.images import default_image_path
 from cnn_explainer_widget.scan import receptive_field
 
