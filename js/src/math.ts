@@ -21,15 +21,35 @@ export function getLayer(network: Network, name: string): LayerSpec {
 }
 
 /**
- * Name of the activations entry a layer reads: "input" for the first layer, otherwise the
- * previous layer's name, skipping flatten (which has no entry; a dense layer after a flatten
- * reads the spatial maps before it, in (h, w, c) order, see `flattenIndex`).
+ * Names of the activations entries a layer reads, in order: the payload's `inputs` (protocol 3),
+ * else the previous layer ("input" for the first). A flatten has no entry of its own: a layer
+ * reading one reads the spatial maps before it, in (h, w, c) order (see `flattenIndex`).
  */
-export function inputName(network: Network, name: string): string {
+export function inputsOf(network: Network, name: string): string[] {
   const i = network.layers.findIndex((l) => l.name === name);
   if (i < 0) throw new Error(`no layer ${name}`);
-  for (let j = i - 1; j >= 0; j--) if (network.layers[j].kind !== "flatten") return network.layers[j].name;
-  return "input";
+  const raw = network.layers[i].inputs;
+  const names = raw && raw.length ? raw : [i > 0 ? network.layers[i - 1].name : "input"];
+  return names.map((n) => {
+    let cur = n;
+    for (let guard = 0; guard < network.layers.length; guard++) {
+      const l = network.layers.find((x) => x.name === cur);
+      if (!l || l.kind !== "flatten") return cur;
+      cur = inputsOf(network, l.name)[0];
+    }
+    return cur;
+  });
+}
+
+/** Name of the (first) activations entry a layer reads; see `inputsOf`. */
+export function inputName(network: Network, name: string): string {
+  return inputsOf(network, name)[0];
+}
+
+/** Output shape of `name` ((H, W, C) or (N,)); "input" is the image's. */
+export function shapeOf(network: Network, name: string): number[] {
+  if (name === "input") return [...network.inputShape];
+  return getLayer(network, name).output_shape;
 }
 
 /** The activations entry `name` ("input" or a layer); throws if missing. */
@@ -65,28 +85,39 @@ export interface WindowPlace {
   x: number;
   top: number;
   left: number;
+  /** Taps of the window (a dilated kernel spans (kh − 1)·dy + 1 rows). */
   kh: number;
   kw: number;
+  /** Distance between taps (conv dilation; absent or 1 for a solid window). */
+  dy?: number;
+  dx?: number;
 }
 
-function hyper(layer: LayerSpec): { kh: number; kw: number; sh: number; sw: number; pt: number; pl: number } {
+/** A conv layer's dilation [dy, dx] ([1, 1] when none). */
+export function dilationOf(layer: LayerSpec): [number, number] {
+  const d = layer.kind === "conv" ? layer.dilation : null;
+  return d ? [d[0], d[1]] : [1, 1];
+}
+
+function hyper(layer: LayerSpec): { kh: number; kw: number; sh: number; sw: number; pt: number; pl: number; dy: number; dx: number } {
   if (!layer.kernel_size || !layer.stride || !layer.padding) {
     throw new Error(`layer ${layer.name} (${layer.kind}) has no window`);
   }
   const [kh, kw] = layer.kernel_size;
   const [sh, sw] = layer.stride;
   const [[pt], [pl]] = layer.padding;
-  return { kh, kw, sh, sw, pt, pl };
+  const [dy, dx] = dilationOf(layer);
+  return { kh, kw, sh, sw, pt, pl, dy, dx };
 }
 
 /** The input window under output position (y, x) of a conv or pool layer. */
 export function windowAt(layer: LayerSpec, y: number, x: number): WindowPlace {
-  const { kh, kw, sh, sw, pt, pl } = hyper(layer);
+  const { kh, kw, sh, sw, pt, pl, dy, dx } = hyper(layer);
   const [oh, ow] = layer.output_shape;
   if (!(y >= 0 && y < oh && x >= 0 && x < ow && Number.isInteger(y) && Number.isInteger(x))) {
     throw new Error(`position (${y}, ${x}) is outside ${layer.name}'s ${oh}×${ow} map`);
   }
-  return { y, x, top: y * sh - pt, left: x * sw - pl, kh, kw };
+  return { y, x, top: y * sh - pt, left: x * sw - pl, kh, kw, dy, dx };
 }
 
 /**
@@ -102,10 +133,12 @@ export function readWindow(
 ): { values: number[]; padded: boolean[] } {
   const values: number[] = [];
   const padded: boolean[] = [];
+  const dy = place.dy ?? 1;
+  const dx = place.dx ?? 1;
   for (let i = 0; i < place.kh; i++) {
-    const yy = place.top + i;
+    const yy = place.top + i * dy;
     for (let j = 0; j < place.kw; j++) {
-      const xx = place.left + j;
+      const xx = place.left + j * dx;
       const inside = yy >= 0 && yy < h && xx >= 0 && xx < w;
       values.push(inside ? map[yy * w + xx] : fill);
       padded.push(!inside);
@@ -141,12 +174,27 @@ export interface ConvMath {
   total: number;
 }
 
+/**
+ * The input channels conv neuron `index` reads: all of them, or with `groups` > 1 only its
+ * group's, `[g·C_in/groups, (g+1)·C_in/groups)` with `g = ⌊index / (C_out/groups)⌋`.
+ */
+export function groupChannels(layer: LayerSpec, index: number): number[] {
+  const cin = layer.input_shape[2];
+  const groups = Math.max(1, layer.groups ?? 1);
+  const per = cin / groups;
+  const g = Math.floor(index / (layer.output_shape[2] / groups));
+  return Array.from({ length: per }, (_, k) => g * per + k);
+}
+
 /** The kh×kw kernel slice of output neuron `index` for input channel `c`, row major. */
 export function kernelSlice(network: Network, layer: LayerSpec, index: number, c: number): Float32Array {
   const kernel = network.kernels.get(layer.name);
   if (!kernel || !layer.kernel) throw new Error(`layer ${layer.name} has no kernel`);
   const [, cin, kh, kw] = layer.kernel.shape;
-  const start = (index * cin + c) * kh * kw;
+  const first = groupChannels(layer, index)[0] ?? 0;
+  const local = c - first;
+  if (!(local >= 0 && local < cin)) throw new Error(`${layer.name} neuron ${index} does not read input channel ${c} (its group reads ${first}…${first + cin - 1})`);
+  const start = (index * cin + local) * kh * kw;
   return kernel.subarray(start, start + kh * kw);
 }
 
@@ -161,11 +209,11 @@ export function convAt(network: Network, activations: Activations, layerName: st
   const layer = getLayer(network, layerName);
   if (layer.kind !== "conv") throw new Error(`${layerName} is a ${layer.kind} layer, not conv`);
   const input = getValues(activations, inputName(network, layerName));
-  const { c: cin, h, w } = dims(input);
+  const { h, w } = dims(input);
   const place = windowAt(layer, y, x);
   const channels: ConvChannelTerm[] = [];
   let total = 0;
-  for (let c = 0; c < cin; c++) {
+  for (const c of groupChannels(layer, index)) {
     const { values, padded } = readWindow(channelMap(input, c), h, w, place, 0);
     const kernel = Array.from(kernelSlice(network, layer, index, c));
     const products = values.map((v, i) => v * kernel[i]);
@@ -189,7 +237,7 @@ export function convIntermediate(network: Network, activations: Activations, lay
   const { h, w } = dims(input);
   const map = channelMap(input, c);
   const k = kernelSlice(network, layer, index, c);
-  const { kh, kw, sh, sw, pt, pl } = hyper(layer);
+  const { kh, kw, sh, sw, pt, pl, dy, dx } = hyper(layer);
   const [oh, ow] = layer.output_shape;
   const out = new Float64Array(oh * ow);
   for (let y = 0; y < oh; y++) {
@@ -198,11 +246,11 @@ export function convIntermediate(network: Network, activations: Activations, lay
       const left = x * sw - pl;
       let s = 0;
       for (let i = 0; i < kh; i++) {
-        const yy = top + i;
+        const yy = top + i * dy;
         if (yy < 0 || yy >= h) continue;
         const row = yy * w;
         for (let j = 0; j < kw; j++) {
-          const xx = left + j;
+          const xx = left + j * dx;
           if (xx < 0 || xx >= w) continue;
           s += map[row + xx] * k[i * kw + j];
         }
@@ -357,6 +405,182 @@ export function poolAt(network: Network, activations: Activations, layerName: st
   }
   const count = countIncludePad ? values.length : real;
   return { layer: layerName, index, op, place, window: values, padded, count, countIncludePad, sum, argmax: -1, result: sum / count };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph layers: add, batch norm, concat, global pooling
+
+/** The value of neuron `index` of entry `v` at (y, x) (a vector: its element `index`). */
+function valueAt(v: LayerValues, index: number, y: number, x: number): number {
+  if (v.shape.length !== 3) return v.values[index];
+  const { h, w } = dims(v);
+  if (!(y >= 0 && y < h && x >= 0 && x < w)) throw new Error(`position (${y}, ${x}) is outside ${v.name}'s ${h}×${w} map`);
+  return v.values[(index * h + y) * w + x];
+}
+
+export interface AddMath {
+  layer: string;
+  index: number;
+  y: number;
+  x: number;
+  /** The summed layers, in `inputs` order. */
+  inputs: string[];
+  /** Each input's value at the position. */
+  terms: number[];
+  /** Σ terms (double precision). */
+  total: number;
+}
+
+/** An add neuron at (y, x): its summands (one per input layer) and their sum. */
+export function addAt(network: Network, activations: Activations, layerName: string, index: number, y: number, x: number): AddMath {
+  const layer = getLayer(network, layerName);
+  if (layer.kind !== "add") throw new Error(`${layerName} is a ${layer.kind} layer, not add`);
+  const inputs = inputsOf(network, layerName);
+  const terms = inputs.map((n) => valueAt(getValues(activations, n), index, y, x));
+  let total = 0;
+  for (const t of terms) total += t;
+  return { layer: layerName, index, y, x, inputs, terms, total };
+}
+
+export interface NormMath {
+  layer: string;
+  index: number;
+  y: number;
+  x: number;
+  input: number;
+  mean: number;
+  variance: number;
+  epsilon: number;
+  /** √(var + ε). */
+  std: number;
+  /** (x − mean) / std. */
+  normalised: number;
+  /** γ (1 when the layer has no scale). */
+  scale: number;
+  /** β (0 when the layer has no bias). */
+  shift: number;
+  /** normalised · γ + β. */
+  output: number;
+  /** The folded affine: output = a·x + b with a = γ/std, b = β − a·mean. */
+  a: number;
+  b: number;
+}
+
+/** A batch-norm layer's epsilon (Flax's default 1e-5 when the payload has none). */
+export function epsilonOf(layer: LayerSpec): number {
+  const e = layer.options.epsilon;
+  return typeof e === "number" ? e : 1e-5;
+}
+
+/** The folded per-channel affine of a batch-norm layer: y = a·x + b for channel `index`. */
+export function batchnormAffine(network: Network, layerName: string, index: number): { a: number; b: number; mean: number; variance: number; scale: number; shift: number; epsilon: number } {
+  const layer = getLayer(network, layerName);
+  const st = network.stats?.get(layerName);
+  if (layer.kind !== "batchnorm" || !st) throw new Error(`${layerName} is not a batch-norm layer with statistics`);
+  const epsilon = epsilonOf(layer);
+  const mean = st.mean[index];
+  const variance = st.var[index];
+  const scale = st.scale ? st.scale[index] : 1;
+  const shift = st.bias ? st.bias[index] : 0;
+  const a = scale / Math.sqrt(variance + epsilon);
+  return { a, b: shift - a * mean, mean, variance, scale, shift, epsilon };
+}
+
+/** A batch-norm neuron at (y, x): normalise with the running statistics, scale, shift. */
+export function batchnormAt(network: Network, activations: Activations, layerName: string, index: number, y: number, x: number): NormMath {
+  const f = batchnormAffine(network, layerName, index);
+  const input = valueAt(getValues(activations, inputName(network, layerName)), index, y, x);
+  const std = Math.sqrt(f.variance + f.epsilon);
+  const normalised = (input - f.mean) / std;
+  return {
+    layer: layerName,
+    index,
+    y,
+    x,
+    input,
+    mean: f.mean,
+    variance: f.variance,
+    epsilon: f.epsilon,
+    std,
+    normalised,
+    scale: f.scale,
+    shift: f.shift,
+    output: normalised * f.scale + f.shift,
+    a: f.a,
+    b: f.b,
+  };
+}
+
+export interface ConcatSource {
+  /** Which input (position in `inputs`). */
+  input: number;
+  /** Its layer name. */
+  layer: string;
+  /** The channel of that layer. */
+  channel: number;
+  /** First channel of the concat that comes from this input. */
+  offset: number;
+  /** Channels it contributes. */
+  count: number;
+}
+
+/** Every input of a concat layer with the channels it fills, in order. */
+export function concatParts(network: Network, layerName: string): ConcatSource[] {
+  const layer = getLayer(network, layerName);
+  if (layer.kind !== "concat") throw new Error(`${layerName} is a ${layer.kind} layer, not concat`);
+  let offset = 0;
+  return inputsOf(network, layerName).map((name, input) => {
+    const sh = shapeOf(network, name);
+    const count = sh[sh.length - 1];
+    const part = { input, layer: name, channel: 0, offset, count };
+    offset += count;
+    return part;
+  });
+}
+
+/** Where channel `index` of a concat layer comes from. */
+export function concatSource(network: Network, layerName: string, index: number): ConcatSource {
+  for (const p of concatParts(network, layerName)) {
+    if (index >= p.offset && index < p.offset + p.count) return { ...p, channel: index - p.offset };
+  }
+  throw new Error(`${layerName} has no channel ${index}`);
+}
+
+export interface GlobalPoolMath {
+  layer: string;
+  index: number;
+  op: "max" | "avg";
+  /** The input channel's whole map (h × w, row major). */
+  map: Float32Array;
+  h: number;
+  w: number;
+  /** Σ of the map (double precision). */
+  sum: number;
+  count: number;
+  /** Position of the maximum (first on ties). */
+  argY: number;
+  argX: number;
+  max: number;
+  /** mean or max: the one number the map is reduced to. */
+  result: number;
+}
+
+/** A global pooling neuron: channel `index`'s map reduced to its mean or maximum. */
+export function globalPoolAt(network: Network, activations: Activations, layerName: string, index: number): GlobalPoolMath {
+  const layer = getLayer(network, layerName);
+  if (layer.kind !== "global_pool") throw new Error(`${layerName} is a ${layer.kind} layer, not global_pool`);
+  const input = getValues(activations, inputName(network, layerName));
+  const { h, w } = dims(input);
+  const map = channelMap(input, index);
+  let sum = 0;
+  let best = 0;
+  for (let i = 0; i < map.length; i++) {
+    sum += map[i];
+    if (map[i] > map[best]) best = i;
+  }
+  const op = layer.function === "max" ? "max" : "avg";
+  const max = map[best];
+  return { layer: layerName, index, op, map, h, w, sum, count: map.length, argY: Math.floor(best / w), argX: best % w, max, result: op === "max" ? max : sum / map.length };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,17 @@
 
 export const PROTOCOL_VERSION = 2;
 
-export type LayerKind = "conv" | "activation" | "pool" | "flatten" | "dense" | "softmax";
+export type LayerKind =
+  | "conv"
+  | "activation"
+  | "pool"
+  | "flatten"
+  | "dense"
+  | "softmax"
+  | "batchnorm"
+  | "add"
+  | "concat"
+  | "global_pool";
 
 export interface TensorRef {
   shape: number[];
@@ -22,8 +32,26 @@ export interface LayerSpec {
   padding: [[number, number], [number, number]] | null; // ((top, bottom), (left, right))
   options: Record<string, unknown>;
   module: number;
-  kernel: TensorRef | null; // conv: (C_out, C_in, kh, kw); dense: (out, in), in = flatten (h, w, c)
+  kernel: TensorRef | null; // conv: (C_out, C_in / groups, kh, kw); dense: (out, in), in = flatten (h, w, c)
   bias: TensorRef | null;
+  /** Protocol 3: the layers it reads ("input" for the image), in order. Absent: the layer before. */
+  inputs?: string[];
+  /** Conv kernel dilation (dy, dx); null or absent: (1, 1). */
+  dilation?: [number, number] | null;
+  /** Conv feature groups (absent: 1). */
+  groups?: number;
+  /** Where the layer comes from in the user's code (for tooltips). */
+  source?: string | null;
+  /** Batch norm: running statistics and affine parameters, per channel. */
+  stats?: { mean: TensorRef; var: TensorRef; scale: TensorRef | null; bias: TensorRef | null } | null;
+}
+
+/** A batch-norm layer's per-channel parameters (scale / bias null when the layer has none). */
+export interface NormStats {
+  mean: Float32Array;
+  var: Float32Array;
+  scale: Float32Array | null;
+  bias: Float32Array | null;
 }
 
 export interface NetworkMessage {
@@ -78,6 +106,8 @@ export interface Network {
   layers: LayerSpec[];
   kernels: Map<string, Float32Array>;
   biases: Map<string, Float32Array>;
+  /** Batch-norm statistics by layer name. */
+  stats?: Map<string, NormStats>;
 }
 
 export interface Activations {
@@ -118,11 +148,21 @@ export function decodeNetwork(msg: NetworkMessage): Network {
   const all = floats(toView(msg.data));
   const kernels = new Map<string, Float32Array>();
   const biases = new Map<string, Float32Array>();
+  const stats = new Map<string, NormStats>();
+  const slice = (t: TensorRef) => {
+    const n = size(t.shape);
+    if (!(t.offset >= 0 && t.offset + n <= all.length)) throw new PayloadError(`a tensor of shape [${t.shape.join(", ")}] at ${t.offset} lies outside the ${all.length} values sent`);
+    return all.subarray(t.offset, t.offset + n);
+  };
   for (const layer of msg.layers) {
-    if (layer.kernel) kernels.set(layer.name, all.subarray(layer.kernel.offset, layer.kernel.offset + size(layer.kernel.shape)));
-    if (layer.bias) biases.set(layer.name, all.subarray(layer.bias.offset, layer.bias.offset + size(layer.bias.shape)));
+    if (layer.kernel) kernels.set(layer.name, slice(layer.kernel));
+    if (layer.bias) biases.set(layer.name, slice(layer.bias));
+    if (layer.stats) {
+      const st = layer.stats;
+      stats.set(layer.name, { mean: slice(st.mean), var: slice(st.var), scale: st.scale ? slice(st.scale) : null, bias: st.bias ? slice(st.bias) : null });
+    }
   }
-  return { name: msg.name, inputShape: msg.input_shape, classes: msg.classes, layers: msg.layers, kernels, biases };
+  return { name: msg.name, inputShape: msg.input_shape, classes: msg.classes, layers: msg.layers, kernels, biases, stats };
 }
 
 /** Rebuild a ReLU or max-pool layer from its input, exactly as XLA computes it in float32. */
