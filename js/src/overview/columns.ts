@@ -11,8 +11,12 @@ import type { Activations, LayerSpec, Network } from "../payload";
  */
 export type ColumnKind = "input" | "map" | "vector" | "output";
 
-/** How a column's neurons connect to the previous column's. */
-export type LinkKind = "none" | "full" | "one";
+/**
+ * How a column's neurons connect to their input columns': every neuron (conv, dense), the same
+ * index (activation, pool, batch norm, add, global pool), a conv's own group of channels
+ * (grouped / depthwise), or the channel a concat copies.
+ */
+export type LinkKind = "none" | "full" | "one" | "group" | "concat";
 
 export interface Column {
   /** Layer name as in the payload ("input" for the image). */
@@ -27,6 +31,10 @@ export interface Column {
   link: LinkKind;
   /** Index of this column in the column list. */
   index: number;
+  /** The columns it reads, in the layer's `inputs` order (a flatten is skipped to its input). */
+  inputs: number[];
+  /** Conv feature groups (1 otherwise). */
+  groups: number;
 }
 
 export function isSpatial(shape: number[]): boolean {
@@ -51,18 +59,31 @@ export function buildColumns(network: Network): Column[] {
     module: -1,
     link: "none",
     index: 0,
+    inputs: [],
+    groups: 1,
   });
   let lastDense = -1;
   network.layers.forEach((l, i) => {
     if (l.kind === "dense") lastDense = i;
   });
+  // Which column shows each layer's values (a flatten shows its input's).
+  const columnOf = new Map<string, number>([["input", 0]]);
   network.layers.forEach((l, i) => {
-    if (l.kind === "flatten" || l.kind === "softmax") return;
+    const raw = l.inputs && l.inputs.length ? l.inputs : [i > 0 ? network.layers[i - 1].name : "input"];
+    if (l.kind === "flatten" || l.kind === "softmax") {
+      const from = columnOf.get(raw[0]);
+      if (from !== undefined) columnOf.set(l.name, from);
+      return;
+    }
     if (lastDense >= 0 && i > lastDense) return; // anything after the output layer
     const spatial = isSpatial(l.output_shape);
     const count = spatial ? l.output_shape[2] : l.output_shape[0];
     const kind: ColumnKind = i === lastDense ? "output" : spatial ? "map" : "vector";
-    const link: LinkKind = l.kind === "conv" || l.kind === "dense" ? "full" : "one";
+    const groups = l.kind === "conv" ? Math.max(1, l.groups ?? 1) : 1;
+    const link: LinkKind =
+      l.kind === "conv" ? (groups > 1 ? "group" : "full") : l.kind === "dense" ? "full" : l.kind === "concat" ? "concat" : "one";
+    const inputs = raw.map((n) => columnOf.get(n)).filter((c): c is number => c !== undefined);
+    columnOf.set(l.name, cols.length);
     cols.push({
       layer: l.name,
       kind,
@@ -72,12 +93,52 @@ export function buildColumns(network: Network): Column[] {
       module: l.module,
       link,
       index: cols.length,
+      inputs,
+      groups,
     });
   });
   return cols;
 }
 
-/** Indices in `prev` that feed neuron `index` of `col` (all for full links, same for one-to-one). */
+/** True when a column reads only the column just before it (a sequential network's case). */
+export function isSequential(cols: readonly Column[]): boolean {
+  return cols.every((c, i) => i === 0 || (c.inputs.length === 1 && c.inputs[0] === i - 1));
+}
+
+/**
+ * Neurons feeding neuron `index` of column `c`, as [column, index] pairs: every neuron of its
+ * inputs (full), the same index in each input (one: activation, pool, batch norm, add), its
+ * conv group's channels (group), or the one channel a concat copies (concat).
+ */
+export function sourcesFrom(cols: readonly Column[], c: number, index: number): [number, number][] {
+  const col = cols[c];
+  if (!col || col.link === "none") return [];
+  const out: [number, number][] = [];
+  if (col.link === "concat") {
+    let offset = 0;
+    for (const p of col.inputs) {
+      const n = cols[p].count;
+      if (index >= offset && index < offset + n) return [[p, index - offset]];
+      offset += n;
+    }
+    return [];
+  }
+  for (const p of col.inputs) {
+    const prev = cols[p];
+    if (col.link === "one") {
+      if (index < prev.count) out.push([p, index]);
+    } else if (col.link === "group") {
+      const per = prev.count / col.groups;
+      const g = Math.floor(index / (col.count / col.groups));
+      for (let k = 0; k < per; k++) out.push([p, g * per + k]);
+    } else {
+      for (let k = 0; k < prev.count; k++) out.push([p, k]);
+    }
+  }
+  return out;
+}
+
+/** Indices in `prev` that feed neuron `index` of `col` (all for full links, same for one-to-one); sequential networks only, see `sourcesFrom`. */
 export function sourcesOf(col: Column, prev: Column | undefined, index: number): number[] {
   if (!prev || col.link === "none") return [];
   if (col.link === "one") return index < prev.count ? [index] : [];
@@ -92,7 +153,7 @@ export function pageGroups(cols: Column[]): number[] {
   const leader: number[] = [];
   cols.forEach((c, i) => {
     const prev = cols[i - 1];
-    const joins = i > 0 && c.link === "one" && prev.count === c.count && prev.kind === c.kind;
+    const joins = i > 0 && c.link === "one" && c.inputs.includes(i - 1) && prev.count === c.count && prev.kind === c.kind;
     leader.push(joins ? leader[i - 1] : i);
   });
   return leader;

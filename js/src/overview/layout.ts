@@ -49,6 +49,39 @@ export interface Layout {
   legendTop: number;
   stagger: boolean;
   columns: ColumnLayout[];
+  /** Skip connections (an input that is not the column just before), routed under the body. */
+  skips: Skip[];
+}
+
+/** A skip connection from column `from` to column `to`, drawn along lane `y` under the maps. */
+export interface Skip {
+  from: number;
+  to: number;
+  lane: number;
+  y: number;
+}
+
+/** Height of one skip lane under the body. */
+export const LANE = 10;
+
+/**
+ * Every skip connection of the columns, each on a lane: connections whose spans do not overlap
+ * share one (fewest lanes, first come first served by their start).
+ */
+export function skipLanes(cols: readonly Column[]): { from: number; to: number; lane: number }[] {
+  const skips: { from: number; to: number; lane: number }[] = [];
+  cols.forEach((c, i) => {
+    for (const p of c.inputs) if (p !== i - 1) skips.push({ from: p, to: i, lane: 0 });
+  });
+  skips.sort((a, b) => a.from - b.from || a.to - b.to);
+  const ends: number[] = [];
+  for (const s of skips) {
+    let lane = ends.findIndex((end) => end <= s.from);
+    if (lane < 0) lane = ends.length;
+    ends[lane] = s.to;
+    s.lane = lane;
+  }
+  return skips;
 }
 
 export interface Rect {
@@ -74,7 +107,10 @@ export function titleText(col: Column): [string, string] {
  * one-to-one links a short step; `need[i]` is the centre-to-centre distance its title needs.
  */
 function gapBefore(cols: Column[], i: number, s: number, outW: number, need: number[]): number {
-  const base = cols[i].link === "full" ? Math.max(2 * s, 12) : Math.max(0.6 * s, 6);
+  // A column with several inputs, or one from afar, gets room for its edges to meet.
+  const merges = cols[i].inputs.length > 1 || (cols[i].inputs.length === 1 && cols[i].inputs[0] !== i - 1);
+  const wide = cols[i].link === "full" || cols[i].link === "group" || merges;
+  const base = wide ? Math.max(2 * s, 12) : Math.max(0.6 * s, 6);
   const slot = (c: Column) => (c.kind === "output" ? outW : s);
   return Math.max(base, need[i] - slot(cols[i - 1]) / 2 - slot(cols[i]) / 2);
 }
@@ -178,7 +214,11 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
   const titleTop = 4;
   const bodyTop = titleTop + titleHeight;
   const paged = columns.some((c) => c.pages > 1);
-  const pagerTop = bodyTop + bodyHeight + 4;
+  const lanes = skipLanes(cols);
+  const laneCount = lanes.reduce((m, k) => Math.max(m, k.lane + 1), 0);
+  const laneTop = bodyTop + bodyHeight + 6;
+  const skips = lanes.map((k) => ({ ...k, y: laneTop + k.lane * LANE + LANE / 2 }));
+  const pagerTop = bodyTop + bodyHeight + 4 + (laneCount ? laneCount * LANE + 6 : 0);
   const legendTop = pagerTop + (paged ? 22 : 0) + 4;
   const height = legendTop + 36;
   return {
@@ -196,6 +236,7 @@ export function computeLayout(cols: Column[], width: number, opts: LayoutOptions
     legendTop,
     stagger,
     columns,
+    skips,
   };
 }
 

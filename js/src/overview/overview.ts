@@ -19,8 +19,8 @@ import {
 import { h, svg } from "../ui/dom";
 import { type LegendSpec, LegendView } from "../ui/legend";
 import { Tooltip } from "../ui/tooltip";
-import { type Column, argmax, buildColumns, pageGroups, probabilities, sourcesOf } from "./columns";
-import { type Layout, type Rect, computeLayout, itemRect, pageRange, titleText } from "./layout";
+import { type Column, argmax, buildColumns, pageGroups, probabilities, sourcesFrom } from "./columns";
+import { type Layout, type Rect, type Skip, computeLayout, itemRect, pageRange, titleText } from "./layout";
 import { Animator, IDENTITY, type State, fit } from "./animator";
 import type { ElasticLayout } from "./elastic-layout";
 
@@ -69,6 +69,10 @@ export class Overview {
   private pagers: (HTMLDivElement | null)[] = [];
   private readonly legendLayer: HTMLDivElement;
   private faint: SVGPathElement[] = [];
+  /** Per column: its skip connections' edges (drawn stronger, along lanes under the maps). */
+  private skipPaths: SVGPathElement[] = [];
+  /** ⊕ marks where an add layer's inputs meet. */
+  private readonly merges: SVGGElement;
   private readonly hotPath: SVGPathElement;
   private readonly selPath: SVGPathElement;
   private acts: Activations | null = null;
@@ -92,6 +96,7 @@ export class Overview {
     this.edges = svg("svg", { class: "cnnx-ov-edges", "aria-hidden": "true" });
     this.hotPath = svg("path", { class: "cnnx-ov-edge-hot" });
     this.selPath = svg("path", { class: "cnnx-ov-edge-sel" });
+    this.merges = svg("g", { class: "cnnx-ov-merges" });
     this.legendLayer = h("div", { class: "cnnx-ov-legends" });
     this.el.append(this.edges, this.legendLayer);
     this.tooltip = new Tooltip(this.el);
@@ -123,13 +128,16 @@ export class Overview {
     for (const p of this.pagers) p?.remove();
     this.edges.replaceChildren();
     this.faint = [];
+    this.skipPaths = [];
     this.neurons = [];
     this.titles = [];
     this.pagers = [];
     for (const col of this.cols) {
       const path = svg("path", { class: `cnnx-ov-edge cnnx-ov-edge-${col.link}` });
-      this.edges.append(path);
+      const skip = svg("path", { class: "cnnx-ov-edge cnnx-ov-edge-skip", "data-to": col.layer });
+      this.edges.append(path, skip);
       this.faint.push(path);
+      this.skipPaths.push(skip);
       const [name, shape] = titleText(col);
       const title = h(
         "div",
@@ -146,7 +154,7 @@ export class Overview {
       this.neurons.push(views);
       this.pagers.push(null);
     }
-    this.edges.append(this.hotPath, this.selPath);
+    this.edges.append(this.merges, this.hotPath, this.selPath);
     this.hover = null;
     this.relayout();
   }
@@ -324,28 +332,69 @@ export class Overview {
     return `M${x1} ${y1}C${xm} ${y1} ${xm} ${y2} ${x2} ${y2}`;
   }
 
-  private incoming(c: number, index: number): string {
-    const col = this.cols[c];
+  /**
+   * A skip connection's edge: down from the source in the gap after its column, along the
+   * skip's lane under the maps, up into the target in the gap before its column.
+   */
+  private skipCurve(a: Rect, b: Rect, skip: Skip): string {
+    const L = this.layout!;
+    const x1 = a.x + a.w;
+    const y1 = a.y + a.h / 2;
+    const x2 = b.x;
+    const y2 = b.y + b.h / 2;
+    const next = L.columns[skip.from + 1];
+    const prev = L.columns[skip.to - 1];
+    const xd = next ? (L.columns[skip.from].x + L.columns[skip.from].width + next.x) / 2 : x1 + 6;
+    const xa = prev ? (prev.x + prev.width + L.columns[skip.to].x) / 2 : x2 - 6;
+    const ly = skip.y;
+    const r = Math.min(8, Math.max(2, (xa - xd) / 4));
+    return `M${x1} ${y1}C${xd} ${y1} ${xd - r} ${ly} ${xd + r} ${ly}H${xa - r}C${xa + r} ${ly} ${xa} ${y2} ${x2} ${y2}`;
+  }
+
+  /** Edges into neuron `index` of column `c` (`which`: adjacent ones, skips, or both). */
+  private incoming(c: number, index: number, which: "near" | "skip" | "all" = "all"): string {
     const to = this.rects[c]?.[index];
     if (c === 0 || !to) return "";
-    const src = this.rects[c - 1];
-    return sourcesOf(col, this.cols[c - 1], index)
-      .map((j) => src[j])
-      .filter((r): r is Rect => !!r)
-      .map((r) => this.curve(r, to))
-      .join("");
+    const skips = this.layout?.skips ?? [];
+    let d = "";
+    for (const [p, j] of sourcesFrom(this.cols, c, index)) {
+      const r = this.rects[p]?.[j];
+      if (!r) continue;
+      if (p === c - 1) {
+        if (which !== "skip") d += this.curve(r, to);
+      } else if (which !== "near") {
+        const skip = skips.find((k) => k.from === p && k.to === c);
+        d += skip ? this.skipCurve(r, to, skip) : this.curve(r, to);
+      }
+    }
+    return d;
   }
 
   private drawEdges(): void {
-    this.cols.forEach((_, c) => {
+    const marks: SVGElement[] = [];
+    this.cols.forEach((col, c) => {
       let d = "";
+      let k = "";
       if (c > 0) {
         this.rects[c].forEach((r, i) => {
-          if (r) d += this.incoming(c, i);
+          if (!r) return;
+          d += this.incoming(c, i, "near");
+          k += this.incoming(c, i, "skip");
+          if (col.layerKind === "add") {
+            // Where the summands meet: a ⊕ just before the neuron.
+            const cx = r.x - 7;
+            const cy = r.y + r.h / 2;
+            marks.push(
+              svg("circle", { cx, cy, r: 5 }),
+              svg("path", { d: `M${cx - 3} ${cy}H${cx + 3}M${cx} ${cy - 3}V${cy + 3}` }),
+            );
+          }
         });
       }
       this.faint[c].setAttribute("d", d);
+      this.skipPaths[c].setAttribute("d", k);
     });
+    this.merges.replaceChildren(...marks);
   }
 
   // ---- hover, focus, selection ---------------------------------------------------------------
@@ -514,11 +563,7 @@ export class Overview {
     const selOk = sel !== null && sc >= 0 && sel.index >= 0 && sel.index < this.cols[sc].count;
     if (selOk) {
       this.neurons[sc][sel.index].el.classList.add("cnnx-ov-selected");
-      if (sc > 0) {
-        for (const j of sourcesOf(this.cols[sc], this.cols[sc - 1], sel.index)) {
-          this.neurons[sc - 1][j].el.classList.add("cnnx-ov-feeds");
-        }
-      }
+      for (const [p, j] of sourcesFrom(this.cols, sc, sel.index)) this.neurons[p][j].el.classList.add("cnnx-ov-feeds");
       this.selPath.setAttribute("d", this.incoming(sc, sel.index));
     } else {
       this.selPath.setAttribute("d", "");
@@ -527,11 +572,7 @@ export class Overview {
     const hv = this.hover;
     if (hv && hv.col < this.cols.length && this.rects[hv.col]?.[hv.index]) {
       this.neurons[hv.col][hv.index].el.classList.add("cnnx-ov-hover");
-      if (hv.col > 0) {
-        for (const j of sourcesOf(this.cols[hv.col], this.cols[hv.col - 1], hv.index)) {
-          this.neurons[hv.col - 1][j].el.classList.add("cnnx-ov-src");
-        }
-      }
+      for (const [p, j] of sourcesFrom(this.cols, hv.col, hv.index)) this.neurons[p][j].el.classList.add("cnnx-ov-src");
       this.hotPath.setAttribute("d", this.incoming(hv.col, hv.index));
       this.showTooltip(hv.col, hv.index);
     } else {
