@@ -39,7 +39,8 @@ function each(layer: string, fn: (c: number, y: number, x: number) => void): voi
 describe("inputs of a graph layer", () => {
   it("follows the payload's inputs, not the layer order", () => {
     expect(inputsOf(network, "add")).toEqual(["relu", "dw"]);
-    expect(inputsOf(network, "cat")).toEqual(["add", "c1"]);
+    expect(inputsOf(network, "cat")).toEqual(["add", "proj"]);
+    expect(inputsOf(network, "proj")).toEqual(["c1"]);
     expect(inputName(network, "c1")).toBe("input");
     expect(inputName(network, "out")).toBe("gap");
   });
@@ -103,11 +104,16 @@ describe("depthwise dilated conv", () => {
     });
     expect(() => convIntermediate(network, activations, "dw", 1, 0)).toThrow(/does not read input channel 0/);
   });
-  it("a conv without groups still reads every channel", () => {
+  it("a conv without groups still reads every channel, also from a layer further back", () => {
     each("c1", (c, y, x) => {
       const m = convAt(network, activations, "c1", c, y, x);
       expect(m.channels.length).toBe(2);
       expect(Math.abs(m.total - value("c1", c, y, x))).toBeLessThan(TOL);
+    });
+    each("proj", (c, y, x) => {
+      const m = convAt(network, activations, "proj", c, y, x);
+      expect(m.channels.map((t) => t.window[0])).toEqual([0, 1, 2, 3].map((k) => value("c1", k, y, x)));
+      expect(Math.abs(m.total - value("proj", c, y, x))).toBeLessThan(TOL);
     });
   });
 });
@@ -116,21 +122,21 @@ describe("concat", () => {
   it("says which input and channel every output channel comes from, and the values agree", () => {
     expect(concatParts(network, "cat").map((p) => [p.layer, p.offset, p.count])).toEqual([
       ["add", 0, 4],
-      ["c1", 4, 4],
+      ["proj", 4, 3],
     ]);
     each("cat", (c, y, x) => {
       const s = concatSource(network, "cat", c);
       expect(value(s.layer, s.channel, y, x)).toBe(value("cat", c, y, x));
     });
-    expect(concatSource(network, "cat", 5)).toMatchObject({ layer: "c1", channel: 1, input: 1 });
-    expect(() => concatSource(network, "cat", 8)).toThrow(/no channel 8/);
+    expect(concatSource(network, "cat", 5)).toMatchObject({ layer: "proj", channel: 1, input: 1 });
+    expect(() => concatSource(network, "cat", 7)).toThrow(/no channel 7/);
   });
 });
 
 describe("global pool", () => {
   it("reduces each channel's map to its mean (the layer's value)", () => {
     const gap = getValues(activations, "gap").values;
-    for (let c = 0; c < 8; c++) {
+    for (let c = 0; c < 7; c++) {
       const m = globalPoolAt(network, activations, "gap", c);
       expect(m.count).toBe(42);
       expect(Math.abs(m.result - gap[c])).toBeLessThan(TOL);

@@ -1,7 +1,8 @@
 // A hand-built protocol-3 graph network for the front end's tests, with its activations
 // computed here by a plain reference forward pass (HWC loops, written independently of
 // src/math.ts): conv → batch norm → relu → depthwise dilated conv → add (a skip from relu) →
-// concat (with the first conv) → global average pool → dense → softmax. Python's own graph
+// concat (with a 1×1 conv reading the first conv, a branch) → global average pool → dense →
+// softmax. Python's own graph
 // fixture (scripts/make_js_fixture.py) checks the same math against JAX.
 
 import type { Activations, LayerSpec, LayerValues, Network } from "../src/payload";
@@ -132,25 +133,30 @@ export function graphNet(): GraphFixture {
   biases.set("dw", bd);
   const dw = conv(relu, kd, bd, 4, 3, 3, 2, 2, 4);
   const add = { ...relu, v: relu.v.map((v, i) => v + dw.v[i]) };
-  // concat(add, c1): 8 channels
-  const cat: HWC = { h: H, w: W, c: 8, v: new Float64Array(H * W * 8) };
+  // proj: 1×1 conv 4 → 3 reading c1 (a branch from four layers back)
+  const kp = floats(3 * 4, 0.7);
+  const bp = floats(3, 0.1);
+  kernels.set("proj", kp);
+  biases.set("proj", bp);
+  const proj = conv(c1, kp, bp, 3, 1, 1, 0, 1, 1);
+  // concat(add, proj): 7 channels
+  const C = 7;
+  const cat: HWC = { h: H, w: W, c: C, v: new Float64Array(H * W * C) };
   for (let p = 0; p < H * W; p++) {
-    for (let c = 0; c < 4; c++) {
-      cat.v[p * 8 + c] = add.v[p * 4 + c];
-      cat.v[p * 8 + 4 + c] = c1.v[p * 4 + c];
-    }
+    for (let c = 0; c < 4; c++) cat.v[p * C + c] = add.v[p * 4 + c];
+    for (let c = 0; c < 3; c++) cat.v[p * C + 4 + c] = proj.v[p * 3 + c];
   }
   const gp: number[] = [];
-  for (let c = 0; c < 8; c++) {
+  for (let c = 0; c < C; c++) {
     let s = 0;
-    for (let p = 0; p < H * W; p++) s += cat.v[p * 8 + c];
+    for (let p = 0; p < H * W; p++) s += cat.v[p * C + c];
     gp.push(s / (H * W));
   }
-  const kf = floats(3 * 8, 0.5);
+  const kf = floats(3 * C, 0.5);
   const bf = floats(3, 0.1);
   kernels.set("out", kf);
   biases.set("out", bf);
-  const logits = [0, 1, 2].map((o) => bf[o] + gp.reduce((s, v, i) => s + v * kf[o * 8 + i], 0));
+  const logits = [0, 1, 2].map((o) => bf[o] + gp.reduce((s, v, i) => s + v * kf[o * C + i], 0));
   const m = Math.max(...logits);
   const e = logits.map((l) => Math.exp(l - m));
   const probs = e.map((v) => v / e.reduce((a, b) => a + b, 0));
@@ -162,9 +168,10 @@ export function graphNet(): GraphFixture {
     spec("relu", "activation", ["bn"], hwc(4), hwc(4), { function: "relu" }),
     spec("dw", "conv", ["relu"], hwc(4), hwc(4), { kernel_size: [3, 3], stride: [1, 1], padding: [[2, 2], [2, 2]], dilation: [2, 2], groups: 4, kernel: { shape: [4, 1, 3, 3], offset: 0 }, bias: { shape: [4], offset: 0 } }),
     spec("add", "add", ["relu", "dw"], hwc(4), hwc(4), { module: 1 }),
-    spec("cat", "concat", ["add", "c1"], hwc(4), hwc(8), { module: 1 }),
-    spec("gap", "global_pool", ["cat"], hwc(8), [8], { function: "avg", module: 2 }),
-    spec("out", "dense", ["gap"], [8], [3], { kernel: { shape: [3, 8], offset: 0 }, bias: { shape: [3], offset: 0 }, module: 2 }),
+    spec("proj", "conv", ["c1"], hwc(4), hwc(3), { kernel_size: [1, 1], stride: [1, 1], padding: [[0, 0], [0, 0]], kernel: { shape: [3, 4, 1, 1], offset: 0 }, bias: { shape: [3], offset: 0 }, module: 1 }),
+    spec("cat", "concat", ["add", "proj"], hwc(4), hwc(7), { module: 1 }),
+    spec("gap", "global_pool", ["cat"], hwc(7), [7], { function: "avg", module: 2 }),
+    spec("out", "dense", ["gap"], [7], [3], { kernel: { shape: [3, 7], offset: 0 }, bias: { shape: [3], offset: 0 }, module: 2 }),
     spec("soft", "softmax", ["out"], [3], [3], { module: 2 }),
   ];
   const stats = new Map([["bn", { mean, var: variance, scale, bias: shift }]]);
@@ -176,6 +183,7 @@ export function graphNet(): GraphFixture {
     values("relu", relu),
     values("dw", dw),
     values("add", add),
+    values("proj", proj),
     values("cat", cat),
     values("gap", gp),
     values("out", logits),

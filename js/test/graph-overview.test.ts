@@ -15,11 +15,12 @@ const tiny = loadFixture("tiny_vgg");
 describe("graph columns", () => {
   const cols = buildColumns(network);
   it("keep the layer order and know their inputs as columns", () => {
-    expect(cols.map((c) => c.layer)).toEqual(["input", "c1", "bn", "relu", "dw", "add", "cat", "gap", "out"]);
+    expect(cols.map((c) => c.layer)).toEqual(["input", "c1", "bn", "relu", "dw", "add", "proj", "cat", "gap", "out"]);
     const at = (n: string) => cols.findIndex((c) => c.layer === n);
     expect(cols[at("add")].inputs).toEqual([at("relu"), at("dw")]);
-    expect(cols[at("cat")].inputs).toEqual([at("add"), at("c1")]);
-    expect(cols.map((c) => c.link)).toEqual(["none", "full", "one", "one", "group", "one", "concat", "one", "full"]);
+    expect(cols[at("cat")].inputs).toEqual([at("add"), at("proj")]);
+    expect(cols[at("proj")].inputs).toEqual([at("c1")]);
+    expect(cols.map((c) => c.link)).toEqual(["none", "full", "one", "one", "group", "one", "full", "concat", "one", "full"]);
     expect(cols[at("gap")].kind).toBe("vector");
     expect(isSequential(cols)).toBe(false);
     expect(isSequential(buildColumns(tiny.network))).toBe(true);
@@ -33,8 +34,8 @@ describe("graph columns", () => {
     ]);
     // depthwise: only its own channel
     expect(sourcesFrom(cols, at("dw"), 3)).toEqual([[at("relu"), 3]]);
-    // concat: channel 5 is c1's channel 1
-    expect(sourcesFrom(cols, at("cat"), 5)).toEqual([[at("c1"), 1]]);
+    // concat: channel 5 is proj's channel 1
+    expect(sourcesFrom(cols, at("cat"), 5)).toEqual([[at("proj"), 1]]);
     expect(sourcesFrom(cols, at("cat"), 1)).toEqual([[at("add"), 1]]);
     // a full conv: every input channel
     expect(sourcesFrom(cols, at("c1"), 0)).toEqual([
@@ -42,17 +43,18 @@ describe("graph columns", () => {
       [0, 1],
     ]);
   });
-  it("put skip connections on as few lanes as they need, under the maps", () => {
+  it("put skip connections on lanes under the maps, nested: the long one under the short ones it spans", () => {
     const at = (n: string) => cols.findIndex((c) => c.layer === n);
     const lanes = skipLanes(cols);
     expect(lanes).toEqual([
-      { from: at("c1"), to: at("cat"), lane: 0 },
-      { from: at("relu"), to: at("add"), lane: 1 },
+      { from: at("c1"), to: at("proj"), lane: 1 },
+      { from: at("relu"), to: at("add"), lane: 0 },
+      { from: at("add"), to: at("cat"), lane: 0 },
     ]);
     const L = computeLayout(cols, 1000);
-    expect(L.skips.length).toBe(2);
+    expect(L.skips.length).toBe(3);
     for (const k of L.skips) expect(k.y).toBeGreaterThan(L.bodyTop + L.bodyHeight);
-    expect(L.pagerTop).toBeGreaterThanOrEqual(L.skips[1].y + 5);
+    expect(L.pagerTop).toBeGreaterThanOrEqual(Math.max(...L.skips.map((k) => k.y)) + 5);
   });
   it("leave a sequential network's layout as it was", () => {
     const L = computeLayout(buildColumns(tiny.network), 1200);

@@ -8,11 +8,13 @@ import {
   activationFunction,
   convAt,
   denseAt,
+  dilationOf,
   dims,
   flattenIndex,
   fmt,
   getLayer,
   getValues,
+  groupChannels,
   inputName,
   poolAt,
   roundToSum,
@@ -53,6 +55,8 @@ export class ConvFormula implements Formula {
   readonly root: HTMLElement;
   private readonly layer: LayerSpec;
   private readonly src: string;
+  /** The input channels this neuron reads (all, or its group's). */
+  private readonly chans: number[];
   private readonly cin: number;
   private per: number;
   private page = 0;
@@ -73,14 +77,23 @@ export class ConvFormula implements Formula {
   ) {
     this.layer = getLayer(network, o.layer);
     this.src = inputName(network, o.layer);
-    this.cin = this.layer.input_shape[2];
+    this.chans = groupChannels(this.layer, o.index);
+    this.cin = this.chans.length;
     const [kh, kw] = this.layer.kernel_size!;
     const [sh, sw] = this.layer.stride!;
+    const [dy, dx] = dilationOf(this.layer);
+    const groups = this.layer.groups ?? 1;
+    const extra =
+      (dy > 1 || dx > 1 ? `, dilation ${dy === dx ? dy : `${dy}×${dx}`} (the kernel's taps are ${dy === dx ? dy : `${dy}×${dx}`} apart)` : "") +
+      (groups > 1
+        ? `; ${groups} groups: this neuron reads only ${this.cin === 1 ? `input channel ${this.chans[0]}` : `input channels ${this.chans[0]}–${this.chans[this.cin - 1]}`}${this.cin === 1 ? " (depthwise)" : ""}`
+        : "");
     // A block is a kh-row grid of 3-line cells (~40 px a row) plus its label.
     const blockH = kh * 40 + 24;
     const across = Math.max(1, Math.floor((o.width - 24) / (kw * 48 + 110)));
     this.per = Math.max(1, Math.min(this.cin, Math.floor((o.maxHeight - 200) / blockH) * across));
-    this.page = o.channel >= 0 ? Math.floor(o.channel / this.per) : 0;
+    const local = this.chans.indexOf(o.channel);
+    this.page = local >= 0 ? Math.floor(local / this.per) : 0;
     this.blocksEl = h("div", { class: "cnnx-card-blocks" });
     this.pagerText = h("span", {});
     this.prev = h("button", { type: "button", class: "cnnx-btn", "aria-label": "previous channels" }, "‹");
@@ -101,7 +114,7 @@ export class ConvFormula implements Formula {
       { class: "cnnx-card cnnx-card-conv" },
       ...head(
         `${o.layer} neuron ${o.index}`,
-        `${kh}×${kw} kernel, stride ${sh === sw ? sh : `${sh}×${sw}`}, ${padText(this.layer.padding!)}. Each input channel: window × kernel, summed.`,
+        `${kh}×${kw} kernel, stride ${sh === sw ? sh : `${sh}×${sw}`}, ${padText(this.layer.padding!)}${extra}. Each input channel: window × kernel, summed.`,
       ),
       this.pos,
       this.cin > this.per ? h("div", { class: "cnnx-card-pager" }, this.prev, this.pagerText, this.next) : null,
@@ -132,7 +145,9 @@ export class ConvFormula implements Formula {
     this.show(this.y, this.x);
   }
 
-  focus(c: number): void {
+  focus(channel: number): void {
+    const c = this.chans.indexOf(channel);
+    if (c < 0) return;
     const p = Math.floor(c / this.per);
     if (p !== this.page) {
       this.page = p;
@@ -146,11 +161,13 @@ export class ConvFormula implements Formula {
     const [kh, kw] = this.layer.kernel_size!;
     const a = this.page * this.per;
     const b = Math.min(this.cin, a + this.per);
-    this.pagerText.textContent = `channels ${a}–${b - 1} of ${this.cin}`;
+    const ch = this.chans;
+    this.pagerText.textContent = this.cin === this.layer.input_shape[2] ? `channels ${a}–${b - 1} of ${this.cin}` : `channels ${ch[a]}–${ch[b - 1]} (${b - a} of the group's ${this.cin})`;
     this.prev.disabled = this.page === 0;
     this.next.disabled = b >= this.cin;
     this.blocks = [];
-    for (let c = a; c < b; c++) {
+    for (let k = a; k < b; k++) {
+      const c = ch[k];
       const grid = h("div", { class: "cnnx-kgrid", role: "table", "aria-label": `window × kernel of ${channelName(this.network, this.src, c)}` });
       grid.style.gridTemplateColumns = `repeat(${kw}, auto)`;
       const cells: HTMLElement[] = [];
@@ -180,7 +197,11 @@ export class ConvFormula implements Formula {
     let ke = 0;
     for (const c of m.channels) for (const v of c.kernel) ke = Math.max(ke, Math.abs(v));
     const p = m.place;
-    this.pos.textContent = `output (${y}, ${x}) ← window rows ${p.top}…${p.top + p.kh - 1}, columns ${p.left}…${p.left + p.kw - 1}${m.channels[0].padded.some(Boolean) ? " (partly padding: 0)" : ""}`;
+    const dy = p.dy ?? 1;
+    const dx = p.dx ?? 1;
+    const rows = dy > 1 ? `rows ${p.top}, ${p.top + dy}, … ${p.top + (p.kh - 1) * dy}` : `rows ${p.top}…${p.top + p.kh - 1}`;
+    const columns = dx > 1 ? `columns ${p.left}, ${p.left + dx}, … ${p.left + (p.kw - 1) * dx}` : `columns ${p.left}…${p.left + p.kw - 1}`;
+    this.pos.textContent = `output (${y}, ${x}) ← window ${rows}, ${columns}${m.channels[0].padded.some(Boolean) ? " (partly padding: 0)" : ""}`;
     const a = this.page * this.per;
     this.blocks.forEach((bl, k) => {
       const c = m.channels[a + k];
@@ -199,7 +220,8 @@ export class ConvFormula implements Formula {
     const terms: (Node | string)[] = [];
     m.channels.forEach((c, i) => {
       if (i > 0) terms.push(h("span", { class: "cnnx-op" }, "+"));
-      terms.push(h("span", { class: `cnnx-term${i >= a && i < a + this.per ? " cnnx-term-shown" : ""}`, title: `${channelName(this.network, this.src, i)}: ${c.sum}` }, h("small", {}, this.src === "input" ? channelName(this.network, "input", i) : `ch ${i}`), fmt(top.parts[i], D)));
+      const ci = c.channel;
+      terms.push(h("span", { class: `cnnx-term${i >= a && i < a + this.per ? " cnnx-term-shown" : ""}`, title: `${channelName(this.network, this.src, ci)}: ${c.sum}` }, h("small", {}, this.src === "input" ? channelName(this.network, "input", ci) : `ch ${ci}`), fmt(top.parts[i], D)));
     });
     terms.push(h("span", { class: "cnnx-op" }, "+"), h("span", { class: "cnnx-term cnnx-term-bias", title: `bias: ${m.bias}` }, h("small", {}, "bias"), fmt(top.parts[m.channels.length], D)));
     const out = h(

@@ -6,9 +6,10 @@
 import type { Activations, Network } from "../payload";
 import { isOutputLayer } from "./dense";
 import { ActivationFormula, ConvFormula, DenseFormula, InputFormula, PoolFormula } from "./formula";
+import { AddFormula, ConcatFormula, GlobalPoolFormula, NormFormula } from "./graph-formula";
 import "./detail.css";
 
-export type DetailKind = "input" | "conv" | "activation" | "pool" | "dense" | "output";
+export type DetailKind = "input" | "conv" | "activation" | "pool" | "dense" | "output" | "add" | "batchnorm" | "concat" | "global_pool";
 
 /** A neuron as `w.selected` names it (the position is optional). */
 export interface Selection {
@@ -25,6 +26,7 @@ export function detailKind(network: Network, layer: string): DetailKind | null {
   if (!spec) return null;
   if (spec.kind === "dense") return isOutputLayer(network, layer) ? "output" : "dense";
   if (spec.kind === "conv" || spec.kind === "activation" || spec.kind === "pool") return spec.kind;
+  if (spec.kind === "add" || spec.kind === "batchnorm" || spec.kind === "concat" || spec.kind === "global_pool") return spec.kind;
   return null;
 }
 
@@ -63,5 +65,9 @@ export function formulaFor(kind: DetailKind, network: Network, acts: Activations
   if (kind === "activation") return new ActivationFormula(network, acts, o);
   if (kind === "pool") return new PoolFormula(network, acts, o);
   if (kind === "input") return new InputFormula(network, acts, o);
+  if (kind === "add") return new AddFormula(network, acts, o);
+  if (kind === "batchnorm") return new NormFormula(network, acts, o);
+  if (kind === "concat") return new ConcatFormula(network, acts, o);
+  if (kind === "global_pool") return new GlobalPoolFormula(network, acts, o);
   return new DenseFormula(network, acts, o, kind === "output");
 }

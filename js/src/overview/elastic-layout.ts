@@ -6,11 +6,13 @@
 // (any depth, 1-channel inputs, hidden dense layers) open up the same way.
 
 import type { Column } from "./columns";
+import { sourcesFrom } from "./columns";
 import type { Layout, Rect } from "./layout";
 
 /**
  * - conv: input channels, kernels, one intermediate map per channel, ⊕ with bias, the output;
- * - pair: an activation or pooling neuron next to the neuron it reads;
+ * - pair: an activation, pooling, batch-norm, global-pooling or concat neuron next to the neuron
+ *   it reads; an add neuron next to its summands (one per input, stacked);
  * - dense / output: the previous layer flattened into a column, its weights as edges into ⊕,
  *   the value (output: the logits, then softmax);
  * - input: the image's channels and the colour image.
@@ -54,8 +56,11 @@ export interface ElasticLayout {
   bias: Rect | null;
   /** The selected neuron, enlarged. */
   hero: Rect;
-  /** The neuron it reads (pair). */
+  /** The neuron it reads (pair; the first of them for an add). */
   heroSrc: Rect | null;
+  /** Every neuron it reads (pair), enlarged, and which they are as [column, index]. */
+  heroSrcs: Rect[];
+  srcs: [number, number][];
   /** Where the function / window of a pair is written. */
   op: Rect | null;
   flatten: Rect | null;
@@ -94,7 +99,8 @@ export function elasticKind(cols: readonly Column[], c: number): ElasticKind | n
   if (col.kind === "output") return "output";
   if (col.layerKind === "conv") return "conv";
   if (col.layerKind === "dense") return "dense";
-  if (col.layerKind === "activation" || col.layerKind === "pool") return c > 0 ? "pair" : null;
+  const pairs = ["activation", "pool", "batchnorm", "add", "concat", "global_pool"];
+  if (pairs.includes(col.layerKind)) return c > 0 && col.inputs.length > 0 ? "pair" : null;
   return null;
 }
 
@@ -171,6 +177,8 @@ function empty(spec: ElasticSpec, kind: ElasticKind, src: number): ElasticLayout
     bias: null,
     hero: { x: 0, y: 0, w: 0, h: 0 },
     heroSrc: null,
+    heroSrcs: [],
+    srcs: [],
     op: null,
     flatten: null,
     weights: null,
@@ -197,12 +205,15 @@ function convLayout(c: Ctx): void {
   const W = base.width;
   const top = base.bodyTop;
   const BH = base.bodyHeight;
-  const src = sel - 1;
+  // The column it reads: the one before, or one further back (a branch of a graph network).
+  const src = out.src;
   const srcCol = cols[src];
-  const perPage = Math.min(srcCol.count, rowsFitting(base));
-  out.pages = Math.ceil(srcCol.count / perPage);
+  // The input channels it reads: all, or only its group's (grouped / depthwise conv).
+  const reads = sourcesFrom(cols, sel, index).map(([, j]) => j);
+  const perPage = Math.min(reads.length, rowsFitting(base));
+  out.pages = Math.ceil(reads.length / perPage);
   out.page = clamp(spec.page ?? 0, 0, out.pages - 1);
-  out.rows = range(out.page * perPage, Math.min(srcCol.count, (out.page + 1) * perPage));
+  out.rows = reads.slice(out.page * perPage, Math.min(reads.length, (out.page + 1) * perPage));
   const left = range(0, src);
   const leftEnd = strip(c, left, PAD, PAD + Math.min(0.18 * W, left.length * (base.node * 0.45 + 4)));
   const pitch = BH / Math.max(1, out.rows.length);
@@ -250,36 +261,51 @@ function pairLayout(c: Ctx): void {
   const W = base.width;
   const top = base.bodyTop;
   const BH = base.bodyHeight;
-  const src = sel - 1;
-  const left = range(0, src);
+  // Its input columns (every input of a concat, to show where the channel comes from) and the
+  // neurons it reads (one per input of an add).
+  const inputs = cols[sel].inputs;
+  out.srcs = sourcesFrom(cols, sel, index);
+  const first = Math.min(...inputs);
+  const left = range(0, first);
   const leftEnd = strip(c, left, PAD, PAD + Math.min(0.18 * W, left.length * (base.node * 0.45 + 4)));
   const m = base.node;
-  const xA = Math.round(leftEnd + 18);
-  const xB = xA + m + 26;
-  for (const [ci, x] of [[src, xA], [sel, xB]] as const) {
+  const xs = inputs.map((_, k) => Math.round(leftEnd + 18) + k * (m + 26));
+  const xA = xs[0];
+  const xB = xs[xs.length - 1] + m + 26;
+  for (const [ci, x] of [...inputs.map((ci, k) => [ci, xs[k]] as const), [sel, xB] as const]) {
     rects[ci].forEach((r, i) => {
       if (!r) return;
       out.neurons.set(`${ci}:${i}`, { x: Math.round(x + (m - r.w) / 2), y: r.y, w: r.w, h: r.h, opacity: 0.55 });
     });
+    out.titles[ci] = { x: x + m / 2, opacity: 1 };
   }
-  const vector = cols[src].kind === "vector";
-  const H = vector ? 40 : Math.round(clamp(Math.min(BH * 0.34, (W - xB) * 0.22), 48, 150));
+  const n = Math.max(1, out.srcs.length);
+  const srcCol = cols[out.srcs[0]?.[0] ?? out.src];
+  const vector = srcCol.kind === "vector";
+  const gapY = 16;
+  const room = (BH * 0.62 - (n - 1) * gapY) / n;
+  const H = vector ? 40 : Math.round(clamp(Math.min(n > 1 ? room : BH * 0.34, (W - xB) * 0.22), n > 1 ? 40 : 48, 150));
   const opW = clamp(Math.round(H * 0.8), 70, 110);
   const xHs = xB + m + 44;
   const yH = top + 22;
-  out.heroSrc = mapBox(cols[src].shape, H, xHs + H / 2, yH + H / 2);
-  out.op = { x: xHs + H + 8, y: yH, w: opW, h: H };
-  out.hero = mapBox(cols[sel].shape, H, xHs + H + 16 + opW + H / 2, yH + H / 2);
-  out.neurons.set(`${src}:${index}`, { ...out.heroSrc, opacity: 1 });
+  const stackH = n * H + (n - 1) * gapY;
+  const cy = yH + stackH / 2;
+  out.srcs.forEach(([ci, j], k) => {
+    const r = mapBox(cols[ci].shape, H, xHs + H / 2, yH + k * (H + gapY) + H / 2);
+    out.heroSrcs.push(r);
+    out.neurons.set(`${ci}:${j}`, { ...r, opacity: 1 });
+  });
+  out.heroSrc = out.heroSrcs[0] ?? null;
+  out.op = { x: xHs + H + 8, y: Math.round(cy - H / 2), w: opW, h: H };
+  const outSide = cols[sel].kind === "vector" && !vector ? Math.min(H, 40) : H;
+  out.hero = mapBox(cols[sel].shape, outSide, xHs + H + 16 + opW + outSide / 2, cy);
   out.neurons.set(`${sel}:${index}`, { ...out.hero, opacity: 1 });
   const rightStart = out.hero.x + out.hero.w + 20;
   strip(c, range(sel + 1, cols.length), rightStart, W - PAD);
-  out.titles[src] = { x: xA + m / 2, opacity: 1 };
-  out.titles[sel] = { x: xB + m / 2, opacity: 1 };
-  const cardTop = yH + H + 30;
+  const cardTop = yH + stackH + 30;
   const cardX = W - PAD - xHs >= 320 ? xHs : PAD;
   out.card = { x: cardX, y: cardTop, w: W - PAD - cardX, h: top + BH - cardTop };
-  out.notes.push({ x: out.hero.x + out.hero.w / 2, y: yH + H + 6, w: H + 60, text: "click a map for the numbers", align: "center" });
+  out.notes.push({ x: out.hero.x + out.hero.w / 2, y: yH + stackH + 6, w: H + 60, text: "click a map for the numbers", align: "center" });
 }
 
 function denseLayout(c: Ctx, output: boolean): void {
@@ -288,7 +314,7 @@ function denseLayout(c: Ctx, output: boolean): void {
   const W = base.width;
   const top = base.bodyTop;
   const BH = base.bodyHeight;
-  const src = sel - 1;
+  const src = out.src;
   const srcCol = cols[src];
   const spatial = srcCol.kind === "map" || srcCol.kind === "input";
   const left = range(0, src);
@@ -396,7 +422,7 @@ function inputLayout(c: Ctx): void {
 export function elasticLayout(spec: ElasticSpec): ElasticLayout | null {
   const kind = elasticKind(spec.cols, spec.sel);
   if (!kind) return null;
-  const src = kind === "input" ? -1 : spec.sel - 1;
+  const src = kind === "input" ? -1 : (spec.cols[spec.sel].inputs[0] ?? spec.sel - 1);
   const c: Ctx = { spec, out: empty(spec, kind, src) };
   if (kind === "conv") convLayout(c);
   else if (kind === "pair") pairLayout(c);

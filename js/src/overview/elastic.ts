@@ -8,7 +8,7 @@ import { type ColorScale, divergingCss, formatValue, legendTicks, paintMap, safe
 import { type DetailKind, type Formula, detailKind, formulaFor } from "../detail/index";
 import { prefersReducedMotion } from "../detail/dom";
 import { Sweep } from "../detail/sweep";
-import { biasOf, channelMap, convIntermediate, denseAt, dims, getLayer, getValues, inputName, kernelSlice, softmax, windowAt } from "../math";
+import { biasOf, channelMap, concatSource, convIntermediate, denseAt, dims, getLayer, getValues, groupChannels, inputName, kernelSlice, softmax, windowAt } from "../math";
 import type { Activations, LayerSpec, Network } from "../payload";
 import { channelName } from "../names";
 import { h, svg } from "../ui/dom";
@@ -85,10 +85,10 @@ function repaint(c: HTMLCanvasElement, values: ArrayLike<number>, kind: "grey" |
   ctx.putImageData(img, 0, 0);
 }
 
-/** Every kernel weight of conv neuron `index` (all input channels). */
-function weightsOf(net: Network, layer: LayerSpec, index: number, cin: number): number[] {
+/** Every kernel weight of conv neuron `index` (every input channel it reads). */
+function weightsOf(net: Network, layer: LayerSpec, index: number): number[] {
   const out: number[] = [];
-  for (let c = 0; c < cin; c++) out.push(...kernelSlice(net, layer, index, c));
+  for (const c of groupChannels(layer, index)) out.push(...kernelSlice(net, layer, index, c));
   return out;
 }
 
@@ -107,7 +107,7 @@ export class ElasticView {
   readonly kind: DetailKind;
   private readonly layer: LayerSpec | null;
   private readonly svgEl: SVGSVGElement;
-  private readonly boxes: { el: HTMLDivElement; at(y: number, x: number): Rect }[] = [];
+  private readonly boxes: { el: HTMLDivElement; at(y: number, x: number): Rect; taps?: (y: number, x: number) => Rect[] }[] = [];
   private readonly readout: HTMLDivElement;
   private readonly legends: HTMLDivElement;
   private readonly controls: HTMLDivElement;
@@ -202,10 +202,11 @@ export class ElasticView {
     this.svgEl.append(g);
   }
 
-  private windowBox(at: (y: number, x: number) => Rect): void {
-    const el = h("div", { class: "cnnx-el-window", "aria-hidden": "true" });
+  /** A window outline that follows the position; `taps`: the cells it reads, when it has holes (dilation). */
+  private windowBox(at: (y: number, x: number) => Rect, taps?: (y: number, x: number) => Rect[]): void {
+    const el = h("div", { class: `cnnx-el-window${taps ? " cnnx-el-window-dilated" : ""}`, "aria-hidden": "true" });
     this.root.append(el);
-    this.boxes.push({ el, at });
+    this.boxes.push({ el, at, taps });
   }
 
   /** A transparent target over a map: hover moves the window, click opens the numbers. */
@@ -295,6 +296,8 @@ export class ElasticView {
     const [kh, kw] = layer.kernel_size!;
     const [sh, sw] = layer.stride!;
     const pad = layer.padding!;
+    const [dy, dx] = layer.dilation ? layer.dilation : [1, 1];
+    const dilated = dy > 1 || dx > 1;
     const oh = this.oh;
     const ow = this.ow;
     const toOut = (y: number, x: number): [number, number] => [
@@ -328,7 +331,7 @@ export class ElasticView {
       const showTip = () => {
         const k = kernelSlice(net, layer, L.index, c);
         // The glyphs' scale: every weight of this neuron and its bias.
-        const e = Math.max(absMax(weightsOf(net, layer, L.index, layer.input_shape[2])), Math.abs(biasOf(net, layer, L.index)));
+        const e = Math.max(absMax(weightsOf(net, layer, L.index)), Math.abs(biasOf(net, layer, L.index)));
         tip.replaceChildren(
           h("div", { class: "cnnx-el-tip-title" }, `kernel for ${channelName(net, srcName, c)}`),
           (() => {
@@ -354,13 +357,24 @@ export class ElasticView {
       kc.addEventListener("blur", () => (tip.hidden = true));
       this.root.append(inter, kc, tip);
       const cname = channelName(net, srcName, c);
-      kc.setAttribute("aria-label", `${kh}×${kw} kernel for ${cname}; focus or hover shows its weights`);
+      kc.setAttribute("aria-label", `${kh}×${kw} kernel for ${cname}${dilated ? `, taps ${dy === dx ? dy : `${dy}×${dx}`} apart (dilation)` : ""}; focus or hover shows its weights`);
       this.hit(ri, `input ${cname}`, { toOut, mh: ih, mw: iw, channel: c });
       this.hit(rm, `intermediate map of ${cname}: ${cname} ∗ its kernel, before the bias`, { toOut: same, mh: oh, mw: ow, channel: c });
-      this.windowBox((y, x) => {
-        const p = windowAt(layer, y, x);
-        return cellBox(ri, ih, iw, p.top, p.left, p.kh, p.kw);
-      });
+      this.windowBox(
+        (y, x) => {
+          const p = windowAt(layer, y, x);
+          return cellBox(ri, ih, iw, p.top, p.left, (p.kh - 1) * dy + 1, (p.kw - 1) * dx + 1);
+        },
+        dilated
+          ? (y, x) => {
+              // The cells the kernel's taps read: the window with holes.
+              const p = windowAt(layer, y, x);
+              const out: Rect[] = [];
+              for (let i = 0; i < p.kh; i++) for (let j = 0; j < p.kw; j++) out.push(cellBox(ri, ih, iw, p.top + i * dy, p.left + j * dx, 1, 1));
+              return out;
+            }
+          : undefined,
+      );
       this.windowBox((y, x) => cellBox(rm, oh, ow, y, x, 1, 1));
     });
     const hero = L.hero;
@@ -377,22 +391,21 @@ export class ElasticView {
     this.windowBox((y, x) => cellBox(hero, oh, ow, y, x, 1, 1));
     const paint = () => {
       // One range for every channel's intermediate map (all of them, not only this page).
-      const cinAll = dims(getValues(ctx.acts, srcName)).c;
-      const all = Array.from({ length: cinAll }, (_, c) => convIntermediate(net, ctx.acts, layer.name, L.index, c));
+      const reads = groupChannels(layer, L.index);
+      const all = new Map(reads.map((c) => [c, convIntermediate(net, ctx.acts, layer.name, L.index, c)]));
       let e = 0;
       let lo = Infinity;
       let hi = -Infinity;
-      for (const m of all) {
+      for (const m of all.values()) {
         for (const v of m) {
           if (v < lo) lo = v;
           if (v > hi) hi = v;
         }
       }
       e = Math.max(Math.abs(lo), Math.abs(hi));
-      L.rows.forEach((c, k) => repaint(inters[k], all[c], "diverging", e));
+      L.rows.forEach((c, k) => repaint(inters[k], all.get(c)!, "diverging", e));
       let ke = 0;
-      const cin = dims(getValues(ctx.acts, srcName)).c;
-      for (let c = 0; c < cin; c++) ke = Math.max(ke, absMax(kernelSlice(net, layer, L.index, c)));
+      for (const c of reads) ke = Math.max(ke, absMax(kernelSlice(net, layer, L.index, c)));
       const b = biasOf(net, layer, L.index);
       ke = Math.max(ke, Math.abs(b)); // weights and the bias share one scale
       for (let k = 0; k < L.rows.length; k++) {
@@ -410,7 +423,7 @@ export class ElasticView {
       if (srcName === "input") this.legend("input", "grey", [0, 0.5, 1], [Math.min(...inv.min), Math.max(...inv.max)]);
       else this.divLegend(`${srcName}`, Math.max(...L.rows.map((c) => ctx.extent(srcName, c))), Math.min(...L.rows.map((c) => inv.min[c])), Math.max(...L.rows.map((c) => inv.max[c])));
       const we = safeExtent(Math.max(ke, Math.abs(b)));
-      this.legend("weights & bias", "weights", legendTicks(we, 3), [Math.min(b, ...weightsOf(net, layer, L.index, cin)), Math.max(b, ...weightsOf(net, layer, L.index, cin))]);
+      this.legend("weights & bias", "weights", legendTicks(we, 3), [Math.min(b, ...weightsOf(net, layer, L.index)), Math.max(b, ...weightsOf(net, layer, L.index))]);
       this.divLegend("intermediate", e, lo, hi);
       const out = getValues(ctx.acts, layer.name);
       this.divLegend(`${layer.name} ${L.index}`, ctx.extent(layer.name, L.index), out.min[L.index], out.max[L.index]);
@@ -421,27 +434,58 @@ export class ElasticView {
     this.readout.style.top = `${Math.round(hero.y - 22)}px`;
   }
 
+  /** What a pair's operation box says (two lines). */
+  private opText(layer: LayerSpec): [string, string] {
+    const fn = layer.function ?? "";
+    const net = this.ctx.network;
+    switch (layer.kind) {
+      case "pool":
+        return [`${fn === "avg" ? "mean" : "max"} of ${layer.kernel_size!.join("×")}`, `stride ${layer.stride![0] === layer.stride![1] ? layer.stride![0] : layer.stride!.join("×")}`];
+      case "batchnorm":
+        return ["(x − μ)/σ·γ + β", "batch norm"];
+      case "add":
+        return ["+", `sum of ${this.L.srcs.length}`];
+      case "concat": {
+        const s = concatSource(net, layer.name, this.L.index);
+        return ["copy", `ch ${s.channel} of ${s.layer}`];
+      }
+      case "global_pool":
+        return [fn === "max" ? "max of all" : "mean of all", `${layer.input_shape[0]}×${layer.input_shape[1]} values`];
+      default:
+        return [fn, fn === "relu" ? "max(0, x)" : "each value"];
+    }
+  }
+
   private buildPair(): void {
     const { L, ctx } = this;
     const layer = this.layer!;
-    const srcName = inputName(ctx.network, layer.name);
-    const src = getValues(ctx.acts, srcName);
-    const spatial = src.shape.length === 3;
-    const { h: ih, w: iw } = dims(src);
-    const hs = L.heroSrc!;
+    const srcs = L.srcs.map(([ci, j]) => ({ name: this.cols[ci].layer, j }));
     const ho = L.hero;
     const op = L.op!;
-    const cy = hs.y + hs.h / 2;
-    this.line(`M${hs.x + hs.w} ${cy}H${op.x}M${op.x + op.w} ${cy}H${ho.x}`, "cnnx-el-edge cnnx-el-edge-strong");
-    const fn = layer.function ?? "";
-    const opText =
-      layer.kind === "pool"
-        ? [`${fn === "avg" ? "mean" : "max"} of ${layer.kernel_size!.join("×")}`, `stride ${layer.stride![0] === layer.stride![1] ? layer.stride![0] : layer.stride!.join("×")}`]
-        : [fn, fn === "relu" ? "max(0, x)" : "each value"];
-    const opEl = h("div", { class: "cnnx-el-op" }, h("div", { class: "cnnx-el-op-main" }, opText[0]), h("div", {}, opText[1]));
-    place(opEl, { x: op.x, y: cy - 24, w: op.w, h: 48 });
+    const oy = op.y + op.h / 2;
+    let d = "";
+    L.heroSrcs.forEach((hs) => {
+      const y = hs.y + hs.h / 2;
+      const xm = (hs.x + hs.w + op.x) / 2;
+      d += `M${hs.x + hs.w} ${y}C${xm} ${y} ${xm} ${oy} ${op.x} ${oy}`;
+    });
+    d += `M${op.x + op.w} ${oy}H${ho.x}`;
+    this.line(d, "cnnx-el-edge cnnx-el-edge-strong");
+    const opText = this.opText(layer);
+    const opEl = h("div", { class: `cnnx-el-op${layer.kind === "add" ? " cnnx-el-op-add" : ""}` }, h("div", { class: "cnnx-el-op-main" }, opText[0]), h("div", {}, opText[1]));
+    place(opEl, { x: op.x, y: oy - 24, w: op.w, h: 48 });
     this.root.append(opEl);
-    if (spatial) {
+    const first = getValues(ctx.acts, srcs[0].name);
+    const spatial = first.shape.length === 3;
+    const { h: ih, w: iw } = dims(first);
+    if (layer.kind === "global_pool") {
+      // The whole map is read: one outline around it; the result is one number.
+      const hs = L.heroSrcs[0];
+      this.hit(hs, `input: ${srcs[0].name} neuron ${srcs[0].j}, all ${ih}×${iw} values`, { toOut: () => [0, 0], mh: ih, mw: iw, channel: -1 });
+      this.windowBox(() => cellBox(hs, ih, iw, 0, 0, ih, iw));
+      const hit = this.hit(ho, `${layer.name} neuron ${L.index}: one number`, { toOut: () => [0, 0], mh: 1, mw: 1, channel: -1 });
+      hit.classList.add("cnnx-el-hit-vector");
+    } else if (spatial) {
       const pool = layer.kind === "pool";
       const oh = this.oh;
       const ow = this.ow;
@@ -451,13 +495,16 @@ export class ElasticView {
             Math.max(0, Math.min(ow - 1, Math.floor((x + layer.padding![1][0]) / layer.stride![1]))),
           ]
         : (y: number, x: number): [number, number] => [y, x];
-      this.hit(hs, `input: ${srcName} neuron ${L.index}`, { toOut, mh: ih, mw: iw, channel: -1 });
-      this.hit(ho, `output: ${layer.name} neuron ${L.index}`, { toOut: (y, x) => [y, x], mh: oh, mw: ow, channel: -1 });
-      this.windowBox((y, x) => {
-        if (!pool) return cellBox(hs, ih, iw, y, x, 1, 1);
-        const p = windowAt(layer, y, x);
-        return cellBox(hs, ih, iw, p.top, p.left, p.kh, p.kw);
+      L.heroSrcs.forEach((hs, k) => {
+        const what = layer.kind === "add" ? `summand ${k + 1}` : "input";
+        this.hit(hs, `${what}: ${srcs[k].name} neuron ${srcs[k].j}`, { toOut, mh: ih, mw: iw, channel: -1 });
+        this.windowBox((y, x) => {
+          if (!pool) return cellBox(hs, ih, iw, y, x, 1, 1);
+          const p = windowAt(layer, y, x);
+          return cellBox(hs, ih, iw, p.top, p.left, p.kh, p.kw);
+        });
       });
+      this.hit(ho, `output: ${layer.name} neuron ${L.index}`, { toOut: (y, x) => [y, x], mh: oh, mw: ow, channel: -1 });
       this.windowBox((y, x) => cellBox(ho, oh, ow, y, x, 1, 1));
     } else {
       const hit = this.hit(ho, `${layer.name} neuron ${L.index}`, { toOut: () => [0, 0], mh: 1, mw: 1, channel: -1 });
@@ -466,8 +513,12 @@ export class ElasticView {
     const paint = () => {
       this.legends.replaceChildren();
       const out = getValues(ctx.acts, layer.name);
-      const i = spatial ? L.index : 0;
-      this.divLegend(`${srcName} ${L.index}`, ctx.extent(srcName, L.index), src.min[i], src.max[i]);
+      for (const s of srcs) {
+        const v = getValues(ctx.acts, s.name);
+        const i = v.min.length > s.j ? s.j : 0;
+        this.divLegend(`${s.name} ${s.j}`, ctx.extent(s.name, s.j), v.min[i], v.max[i]);
+      }
+      const i = out.min.length > L.index ? L.index : 0;
       this.divLegend(`${layer.name} ${L.index}`, ctx.extent(layer.name, L.index), out.min[i], out.max[i]);
     };
     paint();
@@ -762,10 +813,24 @@ export class ElasticView {
       const s = b.el.style;
       const w = Math.max(6, r.w + 4);
       const hh = Math.max(6, r.h + 4);
-      s.left = `${(r.x + r.w / 2 - w / 2).toFixed(1)}px`;
-      s.top = `${(r.y + r.h / 2 - hh / 2).toFixed(1)}px`;
+      const left = r.x + r.w / 2 - w / 2;
+      const top = r.y + r.h / 2 - hh / 2;
+      s.left = `${left.toFixed(1)}px`;
+      s.top = `${top.toFixed(1)}px`;
       s.width = `${w.toFixed(1)}px`;
       s.height = `${hh.toFixed(1)}px`;
+      if (b.taps) {
+        const taps = b.taps(y, x);
+        while (b.el.children.length < taps.length) b.el.append(h("span", { class: "cnnx-el-tap" }));
+        taps.forEach((t, k) => {
+          const ts = (b.el.children[k] as HTMLElement).style;
+          // relative to the box's padding edge (inside its 2 px border)
+          ts.left = `${(t.x - left - 2).toFixed(1)}px`;
+          ts.top = `${(t.y - top - 2).toFixed(1)}px`;
+          ts.width = `${Math.max(2, t.w).toFixed(1)}px`;
+          ts.height = `${Math.max(2, t.h).toFixed(1)}px`;
+        });
+      }
     }
     // At the formula level the card shows the output: one `cnnx-math-output` at a time.
     this.readout.hidden = this.formula !== null;
@@ -780,9 +845,14 @@ export class ElasticView {
       const own = v.values[(this.L.index * mh + y) * mw + x];
       if (v.shape.length === 3) this.setReadout(`(${y}, ${x}) = `, own, own, y, x);
       else {
-        // A 1-D activation: one value in, one out.
-        const src = getValues(this.ctx.acts, inputName(this.ctx.network, name)).values[this.L.index];
-        this.setReadout(`${this.layer?.function ?? ""}(${formatValue(src)}) = `, own, own, 0, 0);
+        const layer = this.layer;
+        if (layer?.kind === "global_pool") {
+          this.setReadout(`${layer.function === "max" ? "max" : "mean"} of ${inputName(this.ctx.network, name)} ${this.L.index} = `, own, own, 0, 0);
+        } else if (layer?.kind === "activation") {
+          // A 1-D activation: one value in, one out.
+          const src = getValues(this.ctx.acts, inputName(this.ctx.network, name)).values[this.L.index];
+          this.setReadout(`${layer.function ?? ""}(${formatValue(src)}) = `, own, own, 0, 0);
+        } else this.setReadout(`${name} ${this.L.index} = `, own, own, 0, 0);
       }
     }
     this.formula?.show(y, x);

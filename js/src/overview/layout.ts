@@ -65,23 +65,22 @@ export interface Skip {
 export const LANE = 10;
 
 /**
- * Every skip connection of the columns, each on a lane: connections whose spans do not overlap
- * share one (fewest lanes, first come first served by their start).
+ * Every skip connection of the columns, each on a lane: shorter connections nearer the maps,
+ * a longer one under every connection it spans (so they nest instead of crossing), and
+ * connections whose spans do not overlap share a lane. Sorted by where they start.
  */
 export function skipLanes(cols: readonly Column[]): { from: number; to: number; lane: number }[] {
   const skips: { from: number; to: number; lane: number }[] = [];
   cols.forEach((c, i) => {
     for (const p of c.inputs) if (p !== i - 1) skips.push({ from: p, to: i, lane: 0 });
   });
-  skips.sort((a, b) => a.from - b.from || a.to - b.to);
-  const ends: number[] = [];
-  for (const s of skips) {
-    let lane = ends.findIndex((end) => end <= s.from);
-    if (lane < 0) lane = ends.length;
-    ends[lane] = s.to;
-    s.lane = lane;
+  const placed: typeof skips = [];
+  for (const s of [...skips].sort((a, b) => a.to - a.from - (b.to - b.from) || a.from - b.from)) {
+    const over = placed.filter((o) => o.from < s.to && s.from < o.to);
+    s.lane = over.length ? Math.max(...over.map((o) => o.lane)) + 1 : 0;
+    placed.push(s);
   }
-  return skips;
+  return skips.sort((a, b) => a.from - b.from || a.to - b.to);
 }
 
 export interface Rect {
