@@ -174,7 +174,7 @@ export function graphNet(): GraphFixture {
     spec("out", "dense", ["gap"], [7], [3], { kernel: { shape: [3, 7], offset: 0 }, bias: { shape: [3], offset: 0 }, module: 2 }),
     spec("soft", "softmax", ["out"], [3], [3], { module: 2 }),
   ];
-  const stats = new Map([["bn", { mean, var: variance, scale, bias: shift }]]);
+  const stats = new Map([["bn", { mean, var: variance, scale, bias: shift, epsilon: eps }]]);
   const network: Network = { name: "graph", inputShape: [H, W, 2], classes: ["a", "b", "c"], layers, kernels, biases, stats };
   const entries: LayerValues[] = [
     values("input", input),
