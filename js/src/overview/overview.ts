@@ -610,6 +610,13 @@ export class Overview {
         if (e !== undefined) lines.push(`colour ±${formatValue(safeExtent(e))} (${this.policy})`);
       }
     }
+    // Graph networks: what the layer reads when that is not simply the column before, and where
+    // it comes from in the user's code.
+    if (c > 0 && (col.inputs.length !== 1 || col.inputs[0] !== c - 1)) {
+      lines.push(`${col.layerKind === "add" ? "sum of" : col.layerKind === "concat" ? "channels of" : "reads"} ${col.inputs.map((p) => this.cols[p].layer).join(col.layerKind === "add" ? " + " : ", ")}`);
+    }
+    const spec = c > 0 ? this.network.layers.find((l) => l.name === col.layer) : undefined;
+    if (spec?.source) lines.push(spec.source);
     this.tooltip.show(lines, rect, this.layout?.width ?? this.width);
   }
 
