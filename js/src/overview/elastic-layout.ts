@@ -303,9 +303,22 @@ function pairLayout(c: Ctx): void {
   const rightStart = out.hero.x + out.hero.w + 20;
   strip(c, range(sel + 1, cols.length), rightStart, W - PAD);
   const cardTop = yH + stackH + 30;
-  const cardX = W - PAD - xHs >= 320 ? xHs : PAD;
-  out.card = { x: cardX, y: cardTop, w: W - PAD - cardX, h: top + BH - cardTop };
+  if (n > 1 && W - PAD - rightStart >= 320) {
+    // Stacked summands leave little room below: the card goes beside them.
+    out.card = cardAt(base, rightStart + 6, top, BH);
+  } else {
+    const cardX = W - PAD - xHs >= 320 ? xHs : PAD;
+    out.card = { x: cardX, y: cardTop, w: W - PAD - cardX, h: top + BH - cardTop };
+  }
   out.notes.push({ x: out.hero.x + out.hero.w / 2, y: yH + stackH + 6, w: H + 60, text: "click a map for the numbers", align: "center" });
+  const kind = cols[sel].layerKind;
+  if (kind === "add" || kind === "concat") {
+    // Which layer each enlarged map is (the column titles are at the side).
+    out.srcs.forEach(([ci, j], k) => {
+      const r = out.heroSrcs[k];
+      out.notes.push({ x: r.x + r.w / 2, y: r.y - 16, w: Math.max(r.w, 120), text: `${cols[ci].layer} ${j}`, align: "center" });
+    });
+  }
 }
 
 function denseLayout(c: Ctx, output: boolean): void {
