@@ -18,6 +18,7 @@ import numpy as np
 
 from cnn_explainer_widget import _export
 from cnn_explainer_widget._protocol import encode_activations, encode_network
+from cnn_explainer_widget._shipped import INPUT_SHAPE, tiny_vgg_network
 from cnn_explainer_widget._text import clean_name, short
 from cnn_explainer_widget._uploads import MAX_UPLOAD_BYTES, ChunkedUploads
 from cnn_explainer_widget._whyif import top_payload
@@ -28,7 +29,6 @@ from cnn_explainer_widget.images import DEFAULT_IMAGES, ImageInfo, default_image
 from cnn_explainer_widget.model import as_network
 from cnn_explainer_widget.network import Network
 from cnn_explainer_widget.scan import scan
-from cnn_explainer_widget.tiny_vgg import INPUT_SHAPE, tiny_vgg_network
 
 
 class CNNExplainer(PageMessages):

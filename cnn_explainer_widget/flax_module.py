@@ -14,7 +14,7 @@ import functools
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import jax
 import numpy as np
@@ -507,13 +507,73 @@ def logits(model: nnx.Module, x: jax.Array) -> jax.Array:
     return scores
 
 
+def is_sequential(model: Any) -> TypeGuard[nnx.Sequential]:
+    """Whether ``model`` is an ``nnx.Sequential``."""
+    return isinstance(model, nnx.Sequential)
+
+
+def item_structure(item: Any) -> Any:
+    """What of one layer decides its `Layer` records: its type and hyperparameters.
+
+    Two items with equal structures give the same records for kernels of the same shapes (the
+    shapes are checked by `Network.set_weights`).
+    """
+    if isinstance(item, nnx.Conv):
+        return (
+            nnx.Conv,
+            item.bias is None,
+            item.strides,
+            item.padding,
+            item.kernel_dilation,
+            item.input_dilation,
+            item.feature_group_count,
+            getattr(item, "mask", None) is None,
+        )
+    if isinstance(item, nnx.Linear):
+        return (nnx.Linear, item.bias is None)
+    if isinstance(item, functools.partial):
+        return (functools.partial, item.func, item.args, item.keywords)
+    if isinstance(item, nnx.Module):
+        return type(item)
+    return item  # a function such as nnx.relu
+
+
+def weight_holders(items: Sequence[Any]) -> list[Any]:
+    """The items with a kernel and a bias (``nnx.Conv``, ``nnx.Linear``), in order."""
+    return [item for item in items if isinstance(item, nnx.Conv | nnx.Linear)]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _probabilities(graphdef: nnx.GraphDef[Any], state: Any, x: jax.Array) -> jax.Array:
+    return jax.nn.softmax(logits(nnx.merge(graphdef, state), x), axis=-1)
+
+
+def probabilities(model: nnx.Module, x: np.ndarray, batch_size: int, classes: int) -> np.ndarray:
+    """Class probabilities ``(N, classes)`` of a batch ``x`` through ``model``'s `logits`.
+
+    Every batch of ``batch_size`` is padded to one shape: one compiled function, whatever N is.
+    """
+    graphdef, state = nnx.split(model)
+    size = max(1, min(batch_size, len(x)))
+    out = []
+    for start in range(0, len(x), size):
+        chunk = x[start : start + size]
+        padded = np.concatenate([chunk, np.zeros((size - len(chunk), *x.shape[1:]), x.dtype)])
+        out.append(np.asarray(_probabilities(graphdef, state, padded))[: len(chunk)])
+    return np.concatenate(out) if out else np.zeros((0, classes), np.float32)
+
+
 __all__ = [
     "ACTIVATION_OPTIONS",
     "RESERVED_NAMES",
     "Flatten",
     "activation_options",
     "infer_input_shape",
+    "is_sequential",
+    "item_structure",
     "logits",
     "network_from_layers",
     "network_from_sequential",
+    "probabilities",
+    "weight_holders",
 ]

@@ -9,22 +9,29 @@ the widget needs to explain it (classes, input shape, layer names), as `train` r
 
 from __future__ import annotations
 
-import functools
 import os
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
 import numpy as np
-from flax import nnx
 
 from cnn_explainer_widget._arrays import as_images
-from cnn_explainer_widget.flax_module import logits, network_from_layers, network_from_sequential
-from cnn_explainer_widget.model_file import read_model_file, write_model_file
+from cnn_explainer_widget._lazy import lazy_import
+from cnn_explainer_widget._shipped import tiny_vgg_network
 from cnn_explainer_widget.network import Network
-from cnn_explainer_widget.tiny_vgg import TinyVGG, network_from_tiny_vgg, tiny_vgg_network
+
+if TYPE_CHECKING:
+    from flax import nnx
+
+    from cnn_explainer_widget import flax_module, model_file, tiny_vgg
+else:
+    # Model sources that need Flax, imported when a model is given (one made with Flax, so
+    # Flax is imported already) or a file loaded: the shipped Tiny VGG's widget needs none.
+    flax_module = lazy_import("cnn_explainer_widget.flax_module")
+    model_file = lazy_import("cnn_explainer_widget.model_file")
+    tiny_vgg = lazy_import("cnn_explainer_widget.tiny_vgg")
 
 
 @dataclass(eq=False)
@@ -80,16 +87,9 @@ class TrainedModel:
         """
         x = as_images(images, self.input_shape)
         single = x.ndim == 3
-        x = x[None] if single else x
-        graphdef, state = nnx.split(self.model)
-        size = max(1, min(batch_size, len(x)))
-        out = []
-        for start in range(0, len(x), size):
-            # Every batch padded to one shape: one compiled function, whatever N is.
-            chunk = x[start : start + size]
-            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *x.shape[1:]), x.dtype)])
-            out.append(np.asarray(_probabilities(graphdef, state, padded))[: len(chunk)])
-        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+        probs = flax_module.probabilities(
+            self.model, x[None] if single else x, batch_size, len(self.classes)
+        )
         return probs[0] if single else probs
 
     def accuracy(self, images: Any, labels: Any) -> float:
@@ -107,7 +107,7 @@ class TrainedModel:
 
         `cnn_explainer_widget.load_model` rebuilds the model from the file alone.
         """
-        return write_model_file(self.network(), self.history, self.best_epoch, path)
+        return model_file.write_model_file(self.network(), self.history, self.best_epoch, path)
 
 
 def load_model(path: str | os.PathLike[str]) -> TrainedModel:
@@ -119,7 +119,7 @@ def load_model(path: str | os.PathLike[str]) -> TrainedModel:
         If the file is missing or corrupt, is not a model file, or a metadata field or tensor
         is missing or malformed; the message names the field or tensor.
     """
-    saved = read_model_file(path)
+    saved = model_file.read_model_file(path)
     return TrainedModel(
         model=saved.model,
         classes=saved.classes,
@@ -129,11 +129,6 @@ def load_model(path: str | os.PathLike[str]) -> TrainedModel:
         layer_names=saved.layer_names,
         name=saved.name,
     )
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _probabilities(graphdef: nnx.GraphDef[Any], state: Any, x: jax.Array) -> jax.Array:
-    return jax.nn.softmax(logits(nnx.merge(graphdef, state), x), axis=-1)
 
 
 def as_network(
@@ -150,8 +145,8 @@ def as_network(
     if isinstance(model, TrainedModel):
         classes = model.classes if classes is None else classes
         input_shape = model.input_shape if input_shape is None else input_shape
-        if model.layer_names is not None and isinstance(model.model, nnx.Sequential):
-            return network_from_layers(
+        if model.layer_names is not None and flax_module.is_sequential(model.model):
+            return flax_module.network_from_layers(
                 list(model.model.layers),
                 input_shape,
                 classes,
@@ -159,10 +154,10 @@ def as_network(
                 name=model.name,
             )
         return as_network(model.model, classes, input_shape)
-    if isinstance(model, TinyVGG):
-        return network_from_tiny_vgg(model, classes)
-    if isinstance(model, nnx.Sequential):
-        return network_from_sequential(model, classes, input_shape)
+    if isinstance(model, tiny_vgg.TinyVGG):
+        return tiny_vgg.network_from_tiny_vgg(model, classes)
+    if flax_module.is_sequential(model):
+        return flax_module.network_from_sequential(model, classes, input_shape)
     raise TypeError(
         f"expected a TinyVGG, an nnx.Sequential, a TrainedModel or a Network, got "
         f"{type(model).__name__}"
@@ -243,33 +238,11 @@ def _same(a: Any, b: Any) -> bool:
 
 def _items(model: Any) -> list[Any] | None:
     """The layers and functions a TinyVGG or an ``nnx.Sequential`` applies, in order."""
-    if isinstance(model, TinyVGG):
+    if isinstance(model, tiny_vgg.TinyVGG):
         return model.layers()
-    if isinstance(model, nnx.Sequential):
+    if flax_module.is_sequential(model):
         return list(model.layers)
     return None
-
-
-def _item_structure(item: Any) -> Any:
-    """What of one layer decides its `Layer` records: its type, shapes and hyperparameters."""
-    if isinstance(item, nnx.Conv):
-        return (  # the kernel's shape is checked by Network.set_weights
-            nnx.Conv,
-            item.bias is None,
-            item.strides,
-            item.padding,
-            item.kernel_dilation,
-            item.input_dilation,
-            item.feature_group_count,
-            getattr(item, "mask", None) is None,
-        )
-    if isinstance(item, nnx.Linear):
-        return (nnx.Linear, item.bias is None)
-    if isinstance(item, functools.partial):
-        return (functools.partial, item.func, item.args, item.keywords)
-    if isinstance(item, nnx.Module):
-        return type(item)
-    return item  # a function such as nnx.relu
 
 
 def _structure(model: Any) -> Any:
@@ -282,14 +255,14 @@ def _structure(model: Any) -> Any:
     items = _items(model)
     if items is None:
         return None
-    return (type(model), tuple(_item_structure(item) for item in items))
+    return (type(model), tuple(flax_module.item_structure(item) for item in items))
 
 
 def _weights(model: Any, network: Network) -> dict[str, dict[str, Any]]:
     """``model``'s current kernels and biases, keyed by ``network``'s conv and dense layers."""
     items = _items(model.model if isinstance(model, TrainedModel) else model)
     assert items is not None
-    holders = [item for item in items if isinstance(item, nnx.Conv | nnx.Linear)]
+    holders = flax_module.weight_holders(items)
     names = [la.name for la in network.layers if la.kind in ("conv", "dense")]
     return {
         name: {

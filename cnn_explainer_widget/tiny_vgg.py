@@ -1,64 +1,34 @@
 """Tiny VGG, the original CNN Explainer's network, as a Flax NNX module with its trained weights.
 
 `load_tiny_vgg` builds the module straight from the shipped weights file (no random init);
-`tiny_vgg_network` is that module as a `Network`, built once per process. `make_tiny_vgg` gives
-the same architecture as an ``nnx.Sequential`` for any input size, to train from scratch.
+`tiny_vgg_network` (from `cnn_explainer_widget._shipped`) is that network as a `Network`, built
+once per process without Flax. `make_tiny_vgg` gives the same architecture as an
+``nnx.Sequential`` for any input size, to train from scratch.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from cnn_explainer_widget._safetensors import WeightsFileError, load_file
+from cnn_explainer_widget._safetensors import load_file
+from cnn_explainer_widget._shipped import (
+    CLASS_NAMES,
+    INPUT_SHAPE,
+    LAYER_NAMES,
+    check_tensors,
+    tiny_vgg_network,
+    weights_path,
+)
 from cnn_explainer_widget.flax_module import Flatten, network_from_layers
-from cnn_explainer_widget.layers import Layer, conv_output_size
+from cnn_explainer_widget.layers import conv_output_size
 from cnn_explainer_widget.network import Network
-
-#: The ten output classes of the shipped Tiny VGG, in output order.
-CLASS_NAMES: tuple[str, ...] = (
-    "lifeboat",
-    "ladybug",
-    "pizza",
-    "bell pepper",
-    "school bus",
-    "koala",
-    "espresso",
-    "red panda",
-    "orange",
-    "sport car",
-)
-
-#: Input shape (H, W, C) of the shipped Tiny VGG.
-INPUT_SHAPE: tuple[int, int, int] = (64, 64, 3)
-
-#: Layer names of Tiny VGG in order, as in the original.
-LAYER_NAMES: tuple[str, ...] = (
-    "conv_1_1",
-    "relu_1_1",
-    "conv_1_2",
-    "relu_1_2",
-    "max_pool_1",
-    "conv_2_1",
-    "relu_2_1",
-    "conv_2_2",
-    "relu_2_2",
-    "max_pool_2",
-    "flatten",
-    "output",
-    "softmax",
-)
-
-_WEIGHTS_NAME = "tiny_vgg.safetensors"
 
 
 class TinyVGG(nnx.Module):
@@ -94,15 +64,6 @@ class TinyVGG(nnx.Module):
         return x
 
 
-def weights_path() -> Path:
-    """Path of the shipped Tiny VGG weights file."""
-    packaged = resources.files("cnn_explainer_widget") / "weights" / _WEIGHTS_NAME
-    if packaged.is_file():
-        return Path(str(packaged))
-    # An editable install (or a plain checkout) keeps the file in the top-level weights/ folder.
-    return Path(__file__).resolve().parents[1] / "weights" / _WEIGHTS_NAME
-
-
 def _expected_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
     state = nnx.state(model, nnx.Param)
     return {".".join(str(k) for k in path): tuple(v.shape) for path, v in nnx.to_flat_state(state)}
@@ -123,85 +84,12 @@ def load_tiny_vgg(path: str | Path | None = None) -> TinyVGG:
     tensors, _ = load_file(path if path is not None else weights_path())
     abstract = nnx.eval_shape(lambda: TinyVGG(rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
-    _check_tensors(tensors, _expected_shapes(abstract))
+    check_tensors(tensors, _expected_shapes(abstract))
     flat = nnx.to_flat_state(state)
     values = {".".join(str(k) for k in p): v for p, v in flat}
     for name, variable in values.items():
         variable.set_value(jnp.asarray(tensors[name]))
     return nnx.merge(graphdef, state)
-
-
-@functools.cache
-def tiny_vgg_network() -> Network:
-    """The shipped Tiny VGG as a `Network` (built once per process).
-
-    Built from the weights file and `_tiny_vgg_layers` without making the Flax module (its
-    abstract evaluation and the staging of each weight cost a fresh widget ~0.3 s); the same
-    checks of every tensor's name and shape as `load_tiny_vgg`, and the same `Network`
-    (tests/test_weights.py compares the two).
-    """
-    tensors, _ = load_file(weights_path())
-    layers = _tiny_vgg_layers()
-    expected: dict[str, tuple[int, ...]] = {}
-    for layer in layers:
-        if layer.kind == "conv":
-            expected[f"{layer.name}.kernel"] = (3, 3, layer.input_shape[2], layer.output_shape[2])
-        elif layer.kind == "dense":
-            expected[f"{layer.name}.kernel"] = (layer.input_shape[0], layer.output_shape[0])
-        else:
-            continue
-        expected[f"{layer.name}.bias"] = (layer.output_shape[-1],)
-    _check_tensors(tensors, expected)
-    params: dict[str, dict[str, np.ndarray | None]] = {
-        la.name: {"kernel": tensors[f"{la.name}.kernel"], "bias": tensors[f"{la.name}.bias"]}
-        for la in layers
-        if la.kind in ("conv", "dense")
-    }
-    return Network(layers, params, INPUT_SHAPE, CLASS_NAMES, name="Tiny VGG")
-
-
-def _tiny_vgg_layers() -> list[Layer]:
-    """`TinyVGG`'s layer records, as `network_from_layers` describes them."""
-    layers: list[Layer] = []
-    shape: tuple[int, ...] = INPUT_SHAPE
-    valid = ((0, 0), (0, 0))
-    for name in LAYER_NAMES:
-        out: tuple[int, ...]
-        if name.startswith("conv"):
-            out = (shape[0] - 2, shape[1] - 2, 10)
-            layers.append(Layer(name, "conv", shape, out, (3, 3), (1, 1), valid))
-        elif name.startswith("relu"):
-            out = shape
-            layers.append(Layer(name, "activation", shape, out, function="relu"))
-        elif name.startswith("max_pool"):
-            out = (shape[0] // 2, shape[1] // 2, shape[2])
-            layers.append(Layer(name, "pool", shape, out, (2, 2), (2, 2), valid, function="max"))
-        elif name == "flatten":
-            out = (math.prod(shape),)
-            layers.append(Layer(name, "flatten", shape, out))
-        elif name == "output":
-            out = (len(CLASS_NAMES),)
-            layers.append(Layer(name, "dense", shape, out))
-        else:
-            out = shape
-            layers.append(Layer(name, "softmax", shape, out))
-        shape = out
-    return layers
-
-
-def _check_tensors(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:
-    """`WeightsFileError` naming a missing, unexpected or wrongly shaped tensor."""
-    missing = sorted(set(expected) - set(tensors))
-    if missing:
-        raise WeightsFileError(f"weights file lacks tensor(s) {missing}")
-    extra = sorted(set(tensors) - set(expected))
-    if extra:
-        raise WeightsFileError(f"weights file has unexpected tensor(s) {extra}")
-    for name, shape in expected.items():
-        if tensors[name].shape != shape:
-            raise WeightsFileError(
-                f"tensor {name!r} has shape {tensors[name].shape}, expected {shape}"
-            )
 
 
 def network_from_tiny_vgg(model: TinyVGG, classes: Any = None) -> Network:

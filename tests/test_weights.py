@@ -129,7 +129,7 @@ def test_shipped_network_equals_the_flax_module_described():
 
 @pytest.mark.parametrize("damage", ["missing", "shape"])
 def test_shipped_network_checks_every_tensor(tmp_path, monkeypatch, damage):
-    from cnn_explainer_widget import tiny_vgg
+    from cnn_explainer_widget import _shipped
 
     t = _tensors()
     if damage == "missing":
@@ -140,10 +140,10 @@ def test_shipped_network_checks_every_tensor(tmp_path, monkeypatch, damage):
         message = r"'conv_1_1.kernel' has shape \(2, 3, 3, 10\)"
     p = tmp_path / "w.safetensors"
     p.write_bytes(dumps(t))
-    monkeypatch.setattr(tiny_vgg, "weights_path", lambda: p)
-    tiny_vgg.tiny_vgg_network.cache_clear()
+    monkeypatch.setattr(_shipped, "weights_path", lambda: p)
+    _shipped.tiny_vgg_network.cache_clear()
     try:
         with pytest.raises(WeightsFileError, match=message):
-            tiny_vgg.tiny_vgg_network()
+            _shipped.tiny_vgg_network()
     finally:
-        tiny_vgg.tiny_vgg_network.cache_clear()
+        _shipped.tiny_vgg_network.cache_clear()
