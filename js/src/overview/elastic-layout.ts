@@ -217,7 +217,9 @@ function convLayout(c: Ctx): void {
   const left = range(0, src);
   const leftEnd = strip(c, left, PAD, PAD + Math.min(0.18 * W, left.length * (base.node * 0.45 + 4)));
   const pitch = BH / Math.max(1, out.rows.length);
-  const m = Math.round(Math.min(pitch * 0.74, clamp(base.node * 1.3, 24, 84)));
+  // A grouped conv reads few channels: its rows get the room (a sequential conv is as before).
+  const grow = cols[sel].link === "group" ? clamp(6 / Math.max(1, out.rows.length), 1, 2.5) : 1;
+  const m = Math.round(Math.min(pitch * 0.74, clamp(base.node * 1.3 * grow, 24, 84 * grow)));
   const kg = clamp(Math.round(m * 0.42), 14, 30);
   const xIn = Math.round(leftEnd + 18);
   // Room between the columns for their titles when the maps are small.
@@ -253,6 +255,14 @@ function convLayout(c: Ctx): void {
     { x: xPlus + 10, y: out.bias.y + 14, w: 60, text: "bias", align: "center" },
     { x: out.hero.x + out.hero.w / 2, y: out.hero.y + out.hero.h + 6, w: O + 40, text: "click a map for the numbers", align: "center" },
   );
+  const col = cols[sel];
+  if (col.link === "group" && out.inputs.length) {
+    // Which channels its group reads (the others are not used by this neuron).
+    const last = out.inputs[out.inputs.length - 1];
+    const g = Math.floor(index / (col.count / col.groups));
+    const text = reads.length === 1 ? `only channel ${reads[0]} (group ${g + 1} of ${col.groups})` : `only channels ${reads[0]}–${reads[reads.length - 1]} (group ${g + 1} of ${col.groups})`;
+    out.notes.push({ x: last.x + last.w / 2, y: last.y + last.h + 6, w: Math.max(m + 40, 130), text, align: "center" });
+  }
 }
 
 function pairLayout(c: Ctx): void {

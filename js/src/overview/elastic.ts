@@ -824,9 +824,9 @@ export class ElasticView {
         while (b.el.children.length < taps.length) b.el.append(h("span", { class: "cnnx-el-tap" }));
         taps.forEach((t, k) => {
           const ts = (b.el.children[k] as HTMLElement).style;
-          // relative to the box's padding edge (inside its 2 px border)
-          ts.left = `${(t.x - left - 2).toFixed(1)}px`;
-          ts.top = `${(t.y - top - 2).toFixed(1)}px`;
+          // relative to the box's padding edge (inside its 1 px dashed border)
+          ts.left = `${(t.x - left - 1).toFixed(1)}px`;
+          ts.top = `${(t.y - top - 1).toFixed(1)}px`;
           ts.width = `${Math.max(2, t.w).toFixed(1)}px`;
           ts.height = `${Math.max(2, t.h).toFixed(1)}px`;
         });
