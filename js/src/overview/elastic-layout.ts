@@ -292,7 +292,8 @@ function pairLayout(c: Ctx): void {
   const n = Math.max(1, out.srcs.length);
   const srcCol = cols[out.srcs[0]?.[0] ?? out.src];
   const vector = srcCol.kind === "vector";
-  const gapY = 16;
+  // Room between stacked maps for the label of the one below.
+  const gapY = n > 1 ? 22 : 16;
   const room = (BH * 0.62 - (n - 1) * gapY) / n;
   const H = vector ? 40 : Math.round(clamp(Math.min(n > 1 ? room : BH * 0.34, (W - xB) * 0.22), n > 1 ? 40 : 48, 150));
   const opW = clamp(Math.round(H * 0.8), 70, 110);
@@ -313,8 +314,9 @@ function pairLayout(c: Ctx): void {
   const rightStart = out.hero.x + out.hero.w + 20;
   strip(c, range(sel + 1, cols.length), rightStart, W - PAD);
   const cardTop = yH + stackH + 30;
-  if (n > 1 && W - PAD - rightStart >= 320) {
-    // Stacked summands leave little room below: the card goes beside them.
+  if (n > 1 && (W - PAD - rightStart >= 320 || top + BH - cardTop < 160)) {
+    // Stacked summands leave little room below: the card goes beside them (or, in a narrow
+    // cell, over the right of the view).
     out.card = cardAt(base, rightStart + 6, top, BH);
   } else {
     const cardX = W - PAD - xHs >= 320 ? xHs : PAD;
