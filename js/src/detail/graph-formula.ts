@@ -57,6 +57,14 @@ abstract class Card implements Formula {
 
   abstract show(y: number, x: number): void;
 
+  /** The card did not fit its room: drop the description (the numbers say it all). */
+  shrink(): boolean {
+    const facts = this.root.querySelector<HTMLElement>(".cnnx-facts");
+    if (!facts || facts.hidden) return false;
+    facts.hidden = true;
+    return true;
+  }
+
   update(network: Network, acts: Activations): void {
     this.network = network;
     this.acts = acts;
@@ -94,13 +102,7 @@ export class AddFormula extends Card {
 
 export class NormFormula extends Card {
   constructor(network: Network, acts: Activations, o: FormulaOptions) {
-    super(
-      network,
-      acts,
-      o,
-      "batchnorm",
-      "Batch norm at inference: normalise with the running mean μ and variance σ² (learned in training), then scale by γ and shift by β. Per channel this is one straight line, a·x + b.",
-    );
+    super(network, acts, o, "batchnorm", "At inference: normalise with the running mean μ and variance σ², scale by γ, shift by β. Per channel, one straight line a·x + b.");
   }
 
   show(y: number, x: number): void {
@@ -109,11 +111,13 @@ export class NormFormula extends Card {
     const m = batchnormAt(this.network, this.acts, this.o.layer, this.o.index, y, x);
     const D = 4;
     const v = (n: number, cls = "") => h("span", { class: `cnnx-val ${cls}`, title: String(n) }, fmt(n, D));
+    // A negative number after an operator gets parentheses: "x − (−0.13)", not "x − −0.13".
+    const p = (n: number, cls = ""): (Node | string)[] => (n < 0 ? ["(", v(n, cls), ")"] : [v(n, cls)]);
     const src = inputName(this.network, this.o.layer);
-    const xs = term(`x = ${src}[${this.o.index}]`, m.input, fmt(m.input, D), this.o.extent(src, this.o.index));
+    const xv = term("", m.input, fmt(m.input, D), this.o.extent(src, this.o.index), "cnnx-bn-x");
+    const folded = m.a * m.input + m.b;
     this.body.replaceChildren(
-      h("div", { class: "cnnx-eq-pos" }, this.spatial ? `at (${y}, ${x}):` : ""),
-      h("div", { class: "cnnx-math-row cnnx-bn-x" }, xs),
+      h("div", { class: "cnnx-eq-pos" }, `x = ${src}[${this.o.index}]${this.spatial ? ` at (${y}, ${x})` : ""} = `, xv),
       h(
         "div",
         { class: "cnnx-bn-step", "data-step": "normalise" },
@@ -121,7 +125,7 @@ export class NormFormula extends Card {
         "x̂ = (x − μ) / √(σ² + ε) = (",
         v(m.input),
         " − ",
-        v(m.mean),
+        ...p(m.mean),
         ") / √(",
         v(m.variance),
         ` + ${m.epsilon}) = `,
@@ -134,9 +138,9 @@ export class NormFormula extends Card {
         "y = γ · x̂ + β = ",
         v(m.scale),
         " · ",
-        v(m.normalised),
+        ...p(m.normalised),
         " + ",
-        v(m.shift),
+        ...p(m.shift),
         " = ",
         output(m.output, fmt(m.output, D), y, x, `${this.o.layer}[${this.o.index}] ${this.at()} = ${m.output}`),
       ),
@@ -144,18 +148,15 @@ export class NormFormula extends Card {
         "div",
         { class: "cnnx-bn-step cnnx-bn-folded", "data-step": "folded" },
         h("span", { class: "cnnx-bn-label" }, "folded"),
-        "y = a · x + b with a = γ / √(σ² + ε) = ",
+        "y = a · x + b = ",
         v(m.a, "cnnx-bn-a"),
-        ", b = β − a·μ = ",
-        v(m.b, "cnnx-bn-b"),
-        ": ",
-        v(m.a),
         " · ",
-        v(m.input),
+        ...p(m.input),
         " + ",
-        v(m.b),
+        ...p(m.b, "cnnx-bn-b"),
         " = ",
-        h("span", { class: "cnnx-val cnnx-bn-folded-out", "data-value": String(m.a * m.input + m.b), title: String(m.a * m.input + m.b) }, fmt(m.a * m.input + m.b, D)),
+        h("span", { class: "cnnx-val cnnx-bn-folded-out", "data-value": String(folded), title: String(folded) }, fmt(folded, D)),
+        h("div", { class: "cnnx-bn-def" }, "a = γ / √(σ² + ε), b = β − a·μ (one pair per channel)"),
       ),
     );
   }

@@ -279,9 +279,11 @@ function pairLayout(c: Ctx): void {
   const left = range(0, first);
   const leftEnd = strip(c, left, PAD, PAD + Math.min(0.18 * W, left.length * (base.node * 0.45 + 4)));
   const m = base.node;
-  const xs = inputs.map((_, k) => Math.round(leftEnd + 18) + k * (m + 26));
+  // Several input columns side by side: far enough apart for their titles.
+  const step = inputs.length > 1 ? Math.max(m + 26, 76) : m + 26;
+  const xs = inputs.map((_, k) => Math.round(leftEnd + 18) + k * step);
   const xA = xs[0];
-  const xB = xs[xs.length - 1] + m + 26;
+  const xB = xs[xs.length - 1] + step;
   for (const [ci, x] of [...inputs.map((ci, k) => [ci, xs[k]] as const), [sel, xB] as const]) {
     rects[ci].forEach((r, i) => {
       if (!r) return;
