@@ -1,10 +1,11 @@
 """What a network is made of, as plain data: one `Layer` record per layer, and padding maths.
 
-Every view of the widget explains a network the same way, whatever it came from: as a sequence
-of `Layer` records (convolution, elementwise activation, pooling, flatten, dense, softmax) with
-their real hyperparameters. This module holds those records, the elementwise activation
-functions the explainer knows by name, and the arithmetic of windows and padding. It imports
-nothing else from the package.
+Every view of the widget explains a network the same way, whatever it came from: as a list
+of `Layer` records (convolution, elementwise activation, pooling, batch norm, add, concat, global
+pooling, flatten, dense, softmax) with their real hyperparameters and the names of the layers
+each one reads, in a topological order (a sequence or any graph without cycles). This module
+holds those records, the elementwise activation functions the explainer knows by name, and the
+arithmetic of windows and padding. It imports nothing else from the package.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
-LayerKind = Literal["conv", "activation", "pool", "flatten", "dense", "softmax"]
+LayerKind = Literal[
+    "conv",
+    "activation",
+    "pool",
+    "batchnorm",
+    "add",
+    "concat",
+    "global_pool",
+    "flatten",
+    "dense",
+    "softmax",
+]
+#: The kinds that read two or more layers; every other kind reads exactly one.
+MERGE_KINDS: tuple[str, ...] = ("add", "concat")
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
 #: Elementwise activation functions the explainer understands, by name.
@@ -52,7 +66,10 @@ class Layer:
         Unique layer name, e.g. ``"conv_1_1"``. Keys of `Network.activations` and of the widget's
         selection use it.
     kind:
-        ``"conv"``, ``"activation"``, ``"pool"``, ``"flatten"``, ``"dense"`` or ``"softmax"``.
+        ``"conv"``, ``"activation"``, ``"pool"``, ``"batchnorm"`` (inference: the running
+        statistics), ``"add"`` (the sum of its inputs), ``"concat"`` (its inputs' channels, in
+        order), ``"global_pool"`` (one number per channel), ``"flatten"``, ``"dense"`` or
+        ``"softmax"``.
     output_shape:
         Shape of one example's output: ``(H, W, C)`` for spatial layers, ``(N,)`` otherwise.
     input_shape:
@@ -61,11 +78,23 @@ class Layer:
         For ``conv`` and ``pool``: window size ``(kh, kw)``, stride ``(sh, sw)`` and explicit
         padding ``((top, bottom), (left, right))`` (SAME is resolved to numbers).
     function:
-        For ``activation``: the function's name (a key of `ACTIVATIONS`); for ``pool``: ``"max"``
-        or ``"avg"``.
+        For ``activation``: the function's name (a key of `ACTIVATIONS`); for ``pool`` and
+        ``global_pool``: ``"max"`` or ``"avg"``.
     options:
         Extra keyword arguments of the function (``negative_slope`` of a leaky ReLU,
-        ``count_include_pad`` of an average pool).
+        ``count_include_pad`` of an average pool, ``epsilon`` of a batch norm).
+    inputs:
+        Names of the layers it reads (``"input"``: the image). ``()`` means the layer listed
+        before it; in a `Network` every layer's inputs are explicit.
+    dilation:
+        For ``conv``: the kernel dilation ``(dy, dx)`` (lax's ``rhs_dilation``); None: (1, 1).
+    groups:
+        For ``conv``: lax's ``feature_group_count``. The kernel is ``(kh, kw, C_in // groups,
+        C_out)``; output channel ``o`` reads input channels ``[g·C_in/groups,
+        (g+1)·C_in/groups)`` with ``g = o // (C_out/groups)`` (depthwise: groups = C_in).
+    source:
+        Where the layer comes from in the user's code, for messages and tooltips, e.g.
+        ``"ResBlock.conv1 (my_model.py:14)"``; None if not known.
     """
 
     name: str
@@ -77,6 +106,16 @@ class Layer:
     padding: Padding | None = None
     function: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    dilation: tuple[int, int] | None = None
+    groups: int = 1
+    source: str | None = None
+
+    def effective_kernel(self) -> tuple[int, int]:
+        """The window's extent on the input: ``(k − 1)·d + 1`` along each axis."""
+        assert self.kernel_size
+        dy, dx = self.dilation or (1, 1)
+        return ((self.kernel_size[0] - 1) * dy + 1, (self.kernel_size[1] - 1) * dx + 1)
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
@@ -108,6 +147,7 @@ def resolve_padding(
 __all__ = [
     "ACTIVATIONS",
     "ACTIVATION_OPTIONS",
+    "MERGE_KINDS",
     "Layer",
     "LayerKind",
     "Padding",

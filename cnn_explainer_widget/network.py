@@ -1,8 +1,9 @@
 """A network: `Layer` records with their weights, and one jitted forward pass over them.
 
-`Network` holds the sequence of layer descriptions (`cnn_explainer_widget.layers`) and the
-parameters of its conv and dense layers, and runs a single `jax.jit`-compiled forward pass that
-returns every intermediate activation. It also says which neurons exist, so a selection sent
+`Network` holds the layer descriptions (`cnn_explainer_widget.layers`: a sequence, or a graph
+whose layers name the layers they read) and the parameters of its conv, dense and batch-norm
+layers, and runs a single `jax.jit`-compiled forward pass (`cnn_explainer_widget._forward`)
+that returns every intermediate activation. It also says which neurons exist, so a selection sent
 by the front end is checked here (`Network.normalise_selection`).
 
 Networks come from model sources: the shipped Tiny VGG (`cnn_explainer_widget.tiny_vgg`), a
@@ -12,37 +13,36 @@ user's Flax module (`cnn_explainer_widget.flax_module`) or a saved file
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from cnn_explainer_widget._compile_cache import own_cache
-from cnn_explainer_widget._convolution import LIBRARY_DOT_OPTIONS, conv, formulation, wants_library
-from cnn_explainer_widget._text import short
-from cnn_explainer_widget.layers import ACTIVATIONS, Layer
+from cnn_explainer_widget._forward import apply_layer, compiler_options, forward_flat
+from cnn_explainer_widget._selection import SelectionError, check_ablation, check_selection
+from cnn_explainer_widget.layers import MERGE_KINDS, Layer
 
 #: Keys of `Network.activations` that are not layer names.
 _RESERVED = ("input", "logits", "probabilities")
 
 
-class SelectionError(ValueError):
-    """A selection that names no neuron of the network (see `Network.normalise_selection`)."""
-
-
 class Network:
-    """A sequence of `Layer` records with their parameters and one jitted forward pass.
+    """`Layer` records in a topological order, their parameters, and one jitted forward pass.
 
     Parameters
     ----------
     layers:
-        The layers in order (the input is implicit).
+        The layers in order (the input is implicit). A layer whose ``inputs`` is ``()`` reads
+        the layer before it (the first one: ``"input"``); others name the layers they read,
+        all listed before them. The network's output is its last layer: a softmax reading a
+        dense layer (its "logits").
     params:
-        ``{layer_name: {"kernel": array, "bias": array or None}}`` for conv and dense layers.
+        ``{layer_name: {"kernel": array, "bias": array or None}}`` for conv and dense layers;
+        ``{"mean", "var", "scale", "bias"}`` (scale and bias may be None) for batch norms.
     input_shape:
         ``(H, W, C)`` of one input image.
     classes:
@@ -59,15 +59,8 @@ class Network:
         classes: Sequence[str],
         name: str = "network",
     ) -> None:
-        self.layers: tuple[Layer, ...] = tuple(layers)
-        names = [la.name for la in self.layers]
-        clash = next((n for i, n in enumerate(names) if n in names[:i] or n in _RESERVED), None)
-        if clash is not None:
-            raise ValueError(
-                f"layer name {clash!r} is used twice or is reserved ({', '.join(_RESERVED)} "
-                "are keys of the activations); give each layer its own name"
-            )
         self.input_shape = tuple(int(v) for v in input_shape)
+        self.layers: tuple[Layer, ...] = _with_inputs(layers, self.input_shape)
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes)
         self.name = name
         # Own read-only copies: a numpy-backed parameter edited in place later must change
@@ -88,16 +81,16 @@ class Network:
         self._param_leaves = tuple(leaves)
         options = compiler_options(self.layers)
         self._forward = jax.jit(
-            functools.partial(_forward_flat, self.layers, treedef), compiler_options=options
+            functools.partial(forward_flat, self.layers, treedef), compiler_options=options
         )
         # The same pass with some channels set to 0 (compiled once per set of ablated layers).
         self._forward_ablated = jax.jit(
-            functools.partial(_forward_flat, self.layers, treedef), compiler_options=options
+            functools.partial(forward_flat, self.layers, treedef), compiler_options=options
         )
         # Batch sizes (and ablated layers) already compiled: the first call of each compiles
         # with JAX's persistent cache in the package's folder (`_compile_cache.own_cache`).
         self._compiled: set[tuple[int, tuple[str, ...] | None]] = set()
-        # A run-time True: each fused convolution sits in a `lax.cond` on it (`_forward_flat`).
+        # A run-time True: each fused convolution sits in a `lax.cond` on it (`forward_flat`).
         self._once = jax.device_put(np.True_) if jax.default_backend() == "cpu" else None
         self._keys = self.keys
         # Layer name -> its key in an `activations` result (the last dense is "logits", ...).
@@ -179,9 +172,12 @@ class Network:
         return acts[self._key_of[name]]
 
     def input_of(self, acts: dict[str, np.ndarray], name: str) -> np.ndarray:
-        """What layer ``name`` reads: the previous layer's output in an `activations` result."""
-        position = [la.name for la in self.layers].index(name)
-        return self.output_of(acts, "input" if position == 0 else self.layers[position - 1].name)
+        """What one-input layer ``name`` reads, in an `activations` result (its first input)."""
+        return self.output_of(acts, self.layer(name).inputs[0])
+
+    def inputs_of(self, acts: dict[str, np.ndarray], name: str) -> list[np.ndarray]:
+        """Every output layer ``name`` reads, in its ``inputs`` order."""
+        return [self.output_of(acts, source) for source in self.layer(name).inputs]
 
     def layer(self, name: str) -> Layer:
         """The layer called ``name``; `KeyError` naming the known layers otherwise."""
@@ -211,90 +207,25 @@ class Network:
         SelectionError
             Saying which key is wrong and what is accepted.
         """
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise SelectionError(
-                f"selected must be None or a dict like {{'layer': 'conv_1_1', 'index': 0}}, "
-                f"got {type(value).__name__}"
-            )
-        extra = set(value) - {"layer", "index", "y", "x"}
-        if extra:
-            raise SelectionError(
-                f"selected has unknown key(s) {sorted(map(short, extra))[:5]}; "
-                "allowed: layer, index, y, x"
-            )
-        layers = self.selectable_layers()
-        layer, index = value.get("layer"), value.get("index")
-        if not isinstance(layer, str) or layer not in layers:
-            raise SelectionError(
-                f"selected['layer'] must be one of {list(layers)}, got {short(layer)}"
-            )
-        count, size = layers[layer]
-        if type(index) is not int or not 0 <= index < count:
-            raise SelectionError(
-                f"selected['index'] must be an int in [0, {count - 1}] for {layer}, "
-                f"got {short(index)}"
-            )
-        result: dict[str, Any] = {"layer": layer, "index": index}
-        if "y" in value or "x" in value:
-            y, x = value.get("y"), value.get("x")
-            if size is None:
-                raise SelectionError(f"{layer} neurons have no map: give no 'y'/'x'")
-            for axis, v, n in (("y", y, size[0]), ("x", x, size[1])):
-                if type(v) is not int or not 0 <= v < n:
-                    raise SelectionError(
-                        f"selected[{axis!r}] must be an int in [0, {n - 1}] for {layer}, "
-                        f"got {short(v)}"
-                    )
-            result.update(y=y, x=x)
-        return result
+        return check_selection(self.selectable_layers(), value)
 
     def normalise_ablation(self, ablate: Any) -> dict[str, tuple[int, ...]]:
         """Check ``{layer: [index, ...]}`` naming neurons to switch off; return it sorted.
 
-        Layers are those with neurons (conv, activation, pool, dense; not the input, flatten or
-        softmax); indices are channels (a dense layer's units). Layers with no index are dropped.
+        Layers are those with neurons (not the input, flatten or softmax); indices are
+        channels (a dense layer's units). Layers with no index are dropped.
 
         Raises
         ------
         ValueError
             Naming the entry that is wrong and what is accepted.
         """
-        if ablate is None:
-            return {}
-        if not isinstance(ablate, dict):
-            raise ValueError(
-                "ablate must be a dict like {'conv_1_2': [3, 5]} (layer name → channel "
-                f"indices), got {type(ablate).__name__}"
-            )
         counts = {
             la.name: la.output_shape[-1]
             for la in self.layers
             if la.kind not in ("flatten", "softmax")
         }
-        result: dict[str, tuple[int, ...]] = {}
-        for name, indices in ablate.items():
-            if not isinstance(name, str) or name not in counts:
-                shown = repr(name)[:40]
-                raise ValueError(
-                    f"ablate: no layer {shown} with neurons; layers are {list(counts)}"
-                )
-            if isinstance(indices, str | bytes) or not isinstance(
-                indices, Sequence | set | frozenset | np.ndarray
-            ):
-                kind = type(indices).__name__
-                raise ValueError(f"ablate[{name!r}] must be a list of neuron indices, got {kind}")
-            n = counts[name]
-            for i in indices:
-                if isinstance(i, bool | np.bool_) or not isinstance(i, int | np.integer):
-                    raise ValueError(f"ablate[{name!r}]: indices must be ints, got {repr(i)[:40]}")
-                if not 0 <= int(i) < n:
-                    raise ValueError(f"ablate[{name!r}]: index {int(i)} is not in [0, {n - 1}]")
-            indices = list(indices)
-            if indices:
-                result[name] = tuple(sorted({int(i) for i in indices}))
-        return {la.name: result[la.name] for la in self.layers if la.name in result}
+        return check_ablation(counts, ablate)
 
     def activations(self, x: np.ndarray, ablate: Any = None) -> dict[str, np.ndarray]:
         """Run the forward pass on one image ``(H, W, C)`` or a batch ``(N, H, W, C)``.
@@ -364,6 +295,54 @@ class Network:
         return array
 
 
+def _with_inputs(layers: Sequence[Layer], input_shape: tuple[int, ...]) -> tuple[Layer, ...]:
+    """The layers with explicit ``inputs``, checked: unique names, each input listed before."""
+    result: list[Layer] = []
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, layer in enumerate(layers):
+        name = layer.name
+        if name in shapes or name in _RESERVED:
+            raise ValueError(
+                f"layer name {name!r} is used twice or is reserved ({', '.join(_RESERVED)} "
+                "are keys of the activations); give each layer its own name"
+            )
+        inputs = layer.inputs or ("input" if i == 0 else result[-1].name,)
+        unknown = [n for n in inputs if n != "input" and n not in shapes]
+        if unknown:
+            raise ValueError(
+                f"layer {name!r} reads {unknown[0]!r}, which is not a layer listed before it "
+                "(list layers in an order where each comes after the layers it reads)"
+            )
+        many = layer.kind in MERGE_KINDS
+        if many != (len(inputs) > 1):
+            raise ValueError(
+                f"layer {name!r} ({layer.kind}) reads {len(inputs)} layers; "
+                + ("add and concat read two or more" if many else "it reads exactly one")
+            )
+        _check_shapes(layer, [shapes.get(n, input_shape) for n in inputs])
+        result.append(dataclasses.replace(layer, inputs=tuple(inputs)))
+        shapes[name] = layer.output_shape
+    return tuple(result)
+
+
+def _check_shapes(layer: Layer, shapes: list[tuple[int, ...]]) -> None:
+    """Whether what ``layer`` reads has the shapes its record says."""
+    if layer.kind == "add":
+        fits = all(shape == layer.output_shape for shape in shapes)
+    elif layer.kind == "concat":
+        fits = (
+            all(len(s) == 3 and s[:2] == layer.output_shape[:2] for s in shapes)
+            and sum(s[2] for s in shapes) == layer.output_shape[2]
+        )
+    else:
+        fits = shapes[0] == layer.input_shape
+    if not fits:
+        raise ValueError(
+            f"layer {layer.name!r} ({layer.kind}, output {layer.output_shape}) cannot read "
+            f"outputs shaped {', '.join(map(str, shapes))}"
+        )
+
+
 def _structure(params: dict[str, dict[str, np.ndarray | None]]) -> dict[str, dict[str, bool]]:
     """The tree structure of ``params``: its keys, and which entries are None (no bias)."""
     return {k: {n: v is None for n, v in p.items()} for k, p in params.items()}
@@ -388,53 +367,6 @@ def _layout(params: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]]:
     }
 
 
-def compiler_options(layers: Sequence[Layer] = ()) -> dict[str, Any] | None:
-    """XLA options for this package's own executables (the user's JAX settings stay as they are).
-
-    On CPU, preferring 512-bit vectors lets XLA use AVX-512 where the processor has it (it is
-    only a preference: other CPUs keep their widest vectors). bench/forward.py measured
-    batch-32 throughput 2,510 → 3,180 images/s and one image 640 → 625 µs on the
-    development machine. When one of ``layers`` is a convolution in the ``lax`` formulation
-    (many channels, see `wants_library`), `LIBRARY_DOT_OPTIONS` too, where the installed jaxlib
-    knows them.
-    """
-    if jax.default_backend() != "cpu":
-        return None
-    options: dict[str, Any] = {"xla_cpu_prefer_vector_width": 512}
-    for layer in layers:
-        if (
-            layer.kind == "conv"
-            and _formulation(layer, 1) == "lax"
-            and wants_library(_kernel_shape(layer))
-        ):
-            if _library_dot_supported():
-                options.update(LIBRARY_DOT_OPTIONS)
-            break
-    return options
-
-
-@functools.cache
-def _library_dot_supported() -> bool:
-    """Whether this jaxlib accepts `LIBRARY_DOT_OPTIONS` (an experimental XLA:CPU option)."""
-    try:
-        jax.jit(lambda v: v + 1).lower(jnp.zeros(1)).compile(compiler_options=LIBRARY_DOT_OPTIONS)
-    except Exception:  # an unknown option or value: INVALID_ARGUMENT from XLA
-        return False
-    return True
-
-
-def _kernel_shape(layer: Layer) -> tuple[int, int, int, int]:
-    assert layer.kernel_size
-    return (*layer.kernel_size, layer.input_shape[2], layer.output_shape[2])
-
-
-def _formulation(layer: Layer, n: int) -> str:
-    """The convolution formulation of conv ``layer`` for a batch of ``n``."""
-    assert layer.padding
-    hw = (layer.input_shape[0], layer.input_shape[1])
-    return formulation(n, hw, _kernel_shape(layer), layer.padding)
-
-
 def _activation_key(layers: Sequence[Layer], i: int) -> str:
     """Activations-dict key of layer ``i``: final dense 'logits', final softmax 'probabilities'."""
     layer = layers[i]
@@ -445,76 +377,4 @@ def _activation_key(layers: Sequence[Layer], i: int) -> str:
     return layer.name
 
 
-def _forward_flat(
-    layers: tuple[Layer, ...],
-    treedef: Any,
-    leaves: tuple[jax.Array, ...],
-    x: jax.Array,
-    keep: dict[str, jax.Array] | None = None,
-    once: jax.Array | None = None,
-) -> tuple[jax.Array, ...]:
-    """The forward pass on flattened parameters: every layer's output (batch first), in order.
-
-    ``keep`` maps a layer name to a boolean mask over its channels: the others are set to 0.
-
-    ``once`` (a run-time ``True``, on CPU) puts each convolution computed as a fused sum
-    (``broadcast``/``shift``, see `cnn_explainer_widget._convolution.conv`) in a ``lax.cond``
-    on it. XLA:CPU fuses such a sum into every consumer: the layer's output, its ReLU and the
-    next layer's input each computed it again (conv_1_1 three times). The result of a
-    conditional is a buffer, so the sum is computed once; a constant predicate would be folded
-    away, hence the argument.
-    """
-    params = jax.tree_util.tree_unflatten(treedef, leaves)
-    outputs = []
-    for layer in layers:
-        p = params.get(layer.name, {})
-        if once is not None and layer.kind == "conv" and _formulation(layer, x.shape[0]) != "lax":
-            shape = (x.shape[0], *layer.output_shape)
-            x = jax.lax.cond(
-                once,
-                functools.partial(apply_layer, layer, p),
-                lambda v, shape=shape: jnp.zeros(shape, v.dtype),
-                x,
-            )
-        else:
-            x = apply_layer(layer, p, x)
-        if keep is not None and layer.name in keep:
-            x = jnp.where(keep[layer.name], x, 0.0)
-        outputs.append(x)
-    return tuple(outputs)
-
-
-def apply_layer(layer: Layer, p: dict[str, Any], x: jax.Array) -> jax.Array:
-    """Apply one layer to a batch ``x`` (NHWC for spatial layers, (N, F) otherwise)."""
-    if layer.kind == "conv":
-        assert layer.stride and layer.padding
-        y = conv(x, p["kernel"], layer.stride, layer.padding)
-        return y if p.get("bias") is None else y + p["bias"]
-    if layer.kind == "activation":
-        assert layer.function is not None
-        return ACTIVATIONS[layer.function](x, **layer.options)
-    if layer.kind == "pool":
-        assert layer.kernel_size and layer.stride and layer.padding
-        window = (1, *layer.kernel_size, 1)
-        strides = (1, *layer.stride, 1)
-        pads = ((0, 0), *layer.padding, (0, 0))
-        if layer.function == "max":
-            peak: jax.Array = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, pads)
-            return peak
-        total: jax.Array = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pads)
-        if layer.options.get("count_include_pad", True):
-            return total / math.prod(layer.kernel_size)
-        ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-        counts: jax.Array = jax.lax.reduce_window(ones, 0.0, jax.lax.add, window, strides, pads)
-        return total / counts
-    if layer.kind == "flatten":
-        return x.reshape(x.shape[0], -1)
-    if layer.kind == "dense":
-        product: jax.Array = x @ p["kernel"]
-        return product if p.get("bias") is None else product + p["bias"]
-    if layer.kind == "softmax":
-        return jax.nn.softmax(x, axis=-1)
-    raise ValueError(f"unknown layer kind {layer.kind!r}")
-
-
-__all__ = ["Network", "SelectionError", "apply_layer"]
+__all__ = ["Network", "SelectionError", "apply_layer", "compiler_options"]
