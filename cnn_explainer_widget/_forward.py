@@ -170,8 +170,8 @@ def apply_layer(layer: Layer, p: dict[str, Any], x: jax.Array | Sequence[jax.Arr
         multiplier = jax.lax.rsqrt(p["var"] + layer.options["epsilon"])
         if p.get("scale") is not None:
             multiplier = multiplier * p["scale"]
-        y = (x - p["mean"]) * multiplier
-        return y if p.get("bias") is None else y + p["bias"]
+        normed: jax.Array = (x - p["mean"]) * multiplier
+        return normed if p.get("bias") is None else normed + p["bias"]
     if layer.kind == "pool":
         return _pool(layer, x)
     if layer.kind == "global_pool":

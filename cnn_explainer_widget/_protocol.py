@@ -5,16 +5,29 @@ sends it as one binary websocket frame; the front end receives a ``DataView``):
 
 ``encode_network`` (sent once per widget, trait ``_network``)::
 
-    {"version": 2, "name": str, "input_shape": [H, W, C], "classes": [str, ...],
+    {"version": 3, "name": str, "input_shape": [H, W, C], "classes": [str, ...],
      "layers": [{"name", "kind", "function", "input_shape", "output_shape", "kernel_size",
                  "stride", "padding", "options", "module",
-                 "kernel": {"shape", "offset"} | None, "bias": {"shape", "offset"} | None}],
+                 "inputs": [str, ...], "dilation": [dy, dx] | None, "groups": int,
+                 "source": str | None,
+                 "kernel": {"shape", "offset"} | None, "bias": {"shape", "offset"} | None,
+                 "stats": {"mean", "var", "scale", "bias"} (batchnorm only)}],
      "data": bytes}
 
-``kind`` is "conv", "activation", "pool", "flatten", "dense" or "softmax". Shapes are as in
-`cnn_explainer_widget.network.Layer` ((H, W, C) for spatial layers). ``offset`` counts float32
-values into ``data``. Conv kernels are laid out (C_out, C_in, kh, kw), so one neuron's kernel is
-contiguous; dense kernels (out, in), with ``in`` in the flatten order (h, w, c), channels fastest.
+``kind`` is "conv", "activation", "pool", "batchnorm", "add", "concat", "global_pool",
+"flatten", "dense" or "softmax" (see `cnn_explainer_widget.layers.Layer`). Shapes are as in
+`Layer` ((H, W, C) for spatial layers, (C,) after a global pool). ``inputs`` names the layers a
+layer reads, always explicitly ("input": the image; add and concat read two or more, in order);
+layers come in a topological order. ``dilation`` (None: 1) and ``groups`` are a conv's lax
+``rhs_dilation`` and ``feature_group_count``: with groups, the kernel is (C_out, C_in / groups,
+kh, kw) and output channel o reads input channels [g·C_in/groups, (g+1)·C_in/groups), g =
+o // (C_out/groups). ``source`` says where the layer comes from in the user's code (None if not
+known). A batchnorm's ``stats`` holds ``{"shape", "offset"}`` of its per-channel running
+``mean`` and ``var`` and of ``scale`` and ``bias`` (each None when the layer has none), and its
+``options`` the ``epsilon``: y = (x − mean) / √(var + ε) · scale + bias. ``offset`` counts
+float32 values into ``data``. Conv kernels are laid out (C_out, C_in, kh, kw), so one neuron's
+kernel is contiguous; dense kernels (out, in), with ``in`` in the flatten order (h, w, c),
+channels fastest (a dense reading a global pool's (C,) has in = C).
 ``module`` numbers groups of layers: a group starts at each conv or dense layer and takes the
 activations and pools that follow it (conv_1_1 + relu_1_1; conv_1_2 + relu_1_2 + max_pool_1;
 ...). These are the "unit" colour ranges; js/src/colors.ts derives them, and the blocks of the
@@ -22,7 +35,7 @@ activations and pools that follow it (conv_1_1 + relu_1_1; conv_1_2 + relu_1_2 +
 
 ``encode_activations`` (sent on every image change, trait ``_activations``)::
 
-    {"version": 2, "seq": int, "image": {"name": str, "source": str},
+    {"version": 3, "seq": int, "image": {"name": str, "source": str},
      "layers": [{"name", "shape", "offset" | "derived", "min": [...], "max": [...]}],
      "data": bytes}
 
@@ -45,7 +58,7 @@ from cnn_explainer_widget.layers import Layer
 from cnn_explainer_widget.network import Network
 
 #: Version of the payload schema; js/src/payload.ts has the same number (a test checks).
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 def layer_modules(network: Network) -> list[int]:
@@ -66,6 +79,12 @@ def _pack(chunks: list[np.ndarray]) -> tuple[bytes, list[int]]:
     return b"".join(np.ascontiguousarray(c, dtype="<f4").tobytes() for c in chunks), offsets
 
 
+def _ref(chunks: list[np.ndarray], value: np.ndarray) -> dict[str, Any]:
+    """Append ``value`` to ``chunks``; its reference (the chunk number becomes an offset)."""
+    chunks.append(value)
+    return {"shape": list(value.shape), "chunk": len(chunks) - 1}
+
+
 def encode_network(network: Network) -> dict[str, Any]:
     """The network's structure and weights, sent once per widget."""
     chunks: list[np.ndarray] = []
@@ -82,10 +101,22 @@ def encode_network(network: Network) -> dict[str, Any]:
             "padding": [list(p) for p in layer.padding] if layer.padding else None,
             "options": dict(layer.options),
             "module": module,
+            "inputs": list(layer.inputs),
+            "dilation": list(layer.dilation) if layer.dilation else None,
+            "groups": layer.groups,
+            "source": layer.source,
             "kernel": None,
             "bias": None,
         }
         params = network.params.get(layer.name, {})
+        if layer.kind == "batchnorm":
+            stats: dict[str, Any] = {}
+            for key in ("mean", "var", "scale", "bias"):
+                value = params.get(key)
+                stats[key] = None if value is None else _ref(chunks, value)
+            entry["stats"] = stats
+            layers.append(entry)
+            continue
         kernel, bias = params.get("kernel"), params.get("bias")
         if kernel is not None:
             # conv HWIO -> (C_out, C_in, kh, kw); dense (in, out) -> (out, in).
@@ -98,9 +129,10 @@ def encode_network(network: Network) -> dict[str, Any]:
         layers.append(entry)
     data, offsets = _pack(chunks)
     for entry in layers:
-        for key in ("kernel", "bias"):
-            if entry[key] is not None:
-                entry[key]["offset"] = offsets[entry[key].pop("chunk")]
+        refs = [entry["kernel"], entry["bias"], *entry.get("stats", {}).values()]
+        for ref in refs:
+            if ref is not None:
+                ref["offset"] = offsets[ref.pop("chunk")]
     return {
         "version": PROTOCOL_VERSION,
         "name": network.name,
@@ -154,19 +186,17 @@ def encode_activations(
     (``max(0, ·)`` is monotone, so that is exact).
     """
     plan: list[tuple[str, np.ndarray, dict[str, Any] | None]] = []
-    previous = "input"
     total = 0
     for layer in (None, *network.layers):
         name = "input" if layer is None else layer.name
         if layer is not None and layer.kind == "flatten":
-            previous = name
             continue
         value = np.asarray(network.output_of(acts, name), np.float32)
-        derived = None if layer is None or not derive else _derivation(layer, previous)
+        # A derived layer reads one spatial map: the layer it names first (never a flatten).
+        derived = None if layer is None or not derive else _derivation(layer, layer.inputs[0])
         if derived is None:
             total += value.size
         plan.append((name, value, derived))
-        previous = name
     data = np.empty(total, "<f4")
     ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     entries: list[dict[str, Any]] = []

@@ -13,7 +13,11 @@ Usage: ``python scripts/make_js_fixture.py`` (from the repository root). Writes,
 Networks: ``tiny_vgg`` (the shipped weights, espresso image) and ``odd`` (a small random
 network with stride 2, SAME and asymmetric padding, a non-square kernel, average pooling with and
 without padded cells counted, padded max pooling, several activation functions and one input
-channel), so `js/src/math.ts` is tested against JAX on more than one layer configuration.
+channel), so `js/src/math.ts` is tested against JAX on more than one layer configuration, and
+``graph`` (`graph_network`: a network built from `Layer` records with a residual block with batch
+norm, a depthwise convolution with a channel multiplier, stride and asymmetric padding, a dilated
+convolution, a channel concatenation, a batch norm without scale and a global average pool, on a
+non-square input).
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from flax import nnx
 from cnn_explainer_widget import Flatten, Network, activations, as_network, load_image
 from cnn_explainer_widget._protocol import encode_activations, encode_network
 from cnn_explainer_widget.images import default_image_path
+from cnn_explainer_widget.layers import Layer
 from cnn_explainer_widget.tiny_vgg import tiny_vgg_network
 
+Shape = tuple[int, ...]
 OUT = Path(__file__).resolve().parent.parent / "js" / "test" / "fixtures"
 
 
@@ -61,6 +67,52 @@ def odd_model() -> nnx.Sequential:
     )
 
 
+def graph_network() -> Network:
+    """A small graph network built from `Layer` records, with seeded random weights."""
+    rng = np.random.default_rng(10)
+
+    def conv(name: str, shape: Shape, out: Shape, cin: int, **kw: object) -> Layer:
+        kernel = rng.normal(0, 0.4, (3, 3, cin, out[2])).astype(np.float32)
+        params[name] = {"kernel": kernel, "bias": rng.normal(0, 0.1, out[2]).astype(np.float32)}
+        pad = kw.pop("padding", ((1, 1), (1, 1)))
+        return Layer(name, "conv", shape, out, (3, 3), kw.pop("stride", (1, 1)), pad, **kw)  # type: ignore[arg-type]
+
+    def norm(name: str, shape: Shape, scale: bool = True, **kw: object) -> Layer:
+        c = shape[-1]
+        params[name] = {
+            "mean": rng.normal(0, 0.3, c).astype(np.float32),
+            "var": rng.uniform(0.2, 2.0, c).astype(np.float32),
+            "scale": rng.uniform(0.5, 1.5, c).astype(np.float32) if scale else None,
+            "bias": rng.normal(0, 0.2, c).astype(np.float32),
+        }
+        return Layer(name, "batchnorm", shape, shape, options={"epsilon": 1e-5}, **kw)  # type: ignore[arg-type]
+
+    params: dict[str, dict[str, np.ndarray | None]] = {}
+    big, small = (12, 10, 4), (6, 5, 4)
+    layers = [
+        conv("conv_1", (12, 10, 3), big, 3),
+        norm("bn_1", big),
+        Layer("relu_1", "activation", big, big, function="relu"),
+        conv("conv_2", big, big, 4),
+        norm("bn_2", big),
+        Layer("add_1", "add", big, big, inputs=("bn_2", "relu_1")),
+        Layer("relu_2", "activation", big, big, function="relu"),
+        # Depthwise with a channel multiplier of 2: 12×10 → 6×5, padding ((1, 0), (0, 1)).
+        conv("depthwise_1", big, (6, 5, 8), 1, stride=(2, 2), padding=((1, 0), (0, 1)), groups=4),
+        conv("dilated_1", (6, 5, 8), small, 8, padding=((2, 2), (2, 2)), dilation=(2, 2)),
+        Layer("concat_1", "concat", (6, 5, 12), (6, 5, 12), inputs=("dilated_1", "depthwise_1")),
+        norm("bn_3", (6, 5, 12), scale=False),
+        Layer("gap", "global_pool", (6, 5, 12), (12,), function="avg"),
+        Layer("output", "dense", (12,), (5,)),
+        Layer("softmax", "softmax", (5,), (5,)),
+    ]
+    params["output"] = {
+        "kernel": rng.normal(0, 0.5, (12, 5)).astype(np.float32),
+        "bias": rng.normal(0, 0.1, 5).astype(np.float32),
+    }
+    return Network(layers, params, (12, 10, 3), list("vwxyz"), name="graph")
+
+
 def dump(
     out: Path, name: str, network: Network, acts: dict[str, np.ndarray], image_name: str
 ) -> None:
@@ -88,6 +140,10 @@ def main(out: Path = OUT) -> None:
     gray = load_image(default_image_path("koala_1.jpeg"), size=17, channels=1)
     # Centre the input on zero so the first layer sees negative values too.
     dump(out, "odd", network, network.activations(gray - 0.5), "koala_1.jpeg (17×17 gray − 0.5)")
+
+    graph = graph_network()
+    image = load_image(default_image_path("koala_1.jpeg"), size=12)[:, 1:11]
+    dump(out, "graph", graph, graph.activations(image), "koala_1.jpeg (12×12, columns 1-10)")
     for path in sorted(out.iterdir()):
         print(f"{path.name}: {path.stat().st_size} bytes")
 

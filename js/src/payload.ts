@@ -2,7 +2,7 @@
 // cnn_explainer_widget/_protocol.py; PROTOCOL_VERSION must equal the Python constant
 // (tests/test_widget.py checks it).
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export type LayerKind =
   | "conv"

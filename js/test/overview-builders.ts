@@ -17,6 +17,10 @@ export function layer(name: string, kind: Kind, output_shape: number[], module =
     padding: null,
     options: {},
     module,
+    inputs: [], // filled in by network(): the layer before
+    dilation: null,
+    groups: 1,
+    source: null,
     kernel: null,
     bias: null,
   };
@@ -29,7 +33,10 @@ export function network(layers: LayerSpec[], inputShape: [number, number, number
   const kernels = new Map<string, Float32Array>();
   const biases = new Map<string, Float32Array>();
   let prev: number[] = inputShape;
+  let prevName = "input";
   for (const l of layers) {
+    if (l.inputs.length === 0) l.inputs = [prevName];
+    prevName = l.name;
     let shape: number[] | null = null;
     if (l.kind === "conv") shape = [l.output_shape[2], prev[2], ...(l.kernel_size ?? [3, 3])];
     else if (l.kind === "dense") shape = [l.output_shape[0], prev.reduce((a, b) => a * b, 1)];
@@ -54,6 +61,7 @@ export function network(layers: LayerSpec[], inputShape: [number, number, number
     layers,
     kernels,
     biases,
+    stats: new Map(),
   };
 }
 
