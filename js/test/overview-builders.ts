@@ -35,7 +35,7 @@ export function network(layers: LayerSpec[], inputShape: [number, number, number
   let prev: number[] = inputShape;
   let prevName = "input";
   for (const l of layers) {
-    if (l.inputs.length === 0) l.inputs = [prevName];
+    if (!l.inputs || l.inputs.length === 0) l.inputs = [prevName];
     prevName = l.name;
     let shape: number[] | null = null;
     if (l.kind === "conv") shape = [l.output_shape[2], prev[2], ...(l.kernel_size ?? [3, 3])];
