@@ -55,7 +55,7 @@ def test_a_new_process_loads_the_forward_pass_from_the_cache(tmp_path):
     entries = _entries(folder)
     # Only the package's forward pass is written; the user's program (compiled after it, in
     # well under JAX's 1 s threshold) is not, and JAX's settings are as they were.
-    assert len(entries) == 1 and entries[0].startswith("jit__forward_flat"), entries
+    assert len(entries) == 1 and entries[0].startswith("jit_forward_flat"), entries
     assert first["hits"] == 0
     assert first["settings"] == {
         "jax_compilation_cache_dir": None,
