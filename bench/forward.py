@@ -26,8 +26,9 @@ max(1, |value|), printed). Sections:
    would not fit in ``--max-gb``, default 3 GB; the column says which), ours bN/b1 (per-image
    time at the large batch over at batch 1: ≤ 1 means batching does not hurt) and ours / torch
    and ours / ORT at the large batch.
-3. ``model``: ``activations(x, model=m)`` with an ``nnx.Sequential`` against the prebuilt
-   `Network`'s call, the two alternated (the goal: within 10 %).
+3. ``model``: ``activations(x, model=m)`` with a `TrainedModel` (an ``nnx.Sequential`` and
+   its input shape) against the prebuilt `Network`'s call, the two alternated (the goal:
+   within 10 %).
 4. ``cold``: a fresh Python process from start to its first result (import, load weights,
    compile, run), median of 3.
 
@@ -57,7 +58,13 @@ from _baselines import (  # noqa: E402
     torch_runner,
 )
 
-from cnn_explainer_widget import DEFAULT_IMAGES, Flatten, activations, load_image  # noqa: E402
+from cnn_explainer_widget import (  # noqa: E402
+    DEFAULT_IMAGES,
+    Flatten,
+    TrainedModel,
+    activations,
+    load_image,
+)
 from cnn_explainer_widget.model import as_network  # noqa: E402
 from cnn_explainer_widget.tiny_vgg import tiny_vgg_network  # noqa: E402
 
@@ -215,8 +222,11 @@ def model_call(scale: float) -> None:
     print("-" * len(head))
     rng = np.random.default_rng(0)
     for channels, size in ((32, 64), (32, 128)):
-        model = user_network(channels, size)
-        network = as_network(model, input_shape=(size, size, 3))
+        # A TrainedModel says its input size (pooling makes 64-67 px all fit the 64 px net).
+        model = TrainedModel(
+            user_network(channels, size), tuple(map(str, range(10))), (size, size, 3)
+        )
+        network = as_network(model)
         for n in (1, 8):
             x = rng.random((n, size, size, 3), dtype=np.float32)
             np.testing.assert_allclose(
