@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from cnn_explainer_widget._compile_cache import own_cache
+from cnn_explainer_widget._compile_cache import own_cache, paused_gc
 from cnn_explainer_widget._forward import apply_layer, compiler_options, forward_flat
 from cnn_explainer_widget._selection import SelectionError, check_ablation, check_selection
 from cnn_explainer_widget.layers import MERGE_KINDS, Layer
@@ -88,7 +88,8 @@ class Network:
             functools.partial(forward_flat, self.layers, treedef), compiler_options=options
         )
         # Batch sizes (and ablated layers) already compiled: the first call of each compiles
-        # with JAX's persistent cache in the package's folder (`_compile_cache.own_cache`).
+        # with JAX's persistent cache in the package's folder and no garbage collection
+        # (`_compile_cache.own_cache`, `paused_gc`).
         self._compiled: set[tuple[int, tuple[str, ...] | None]] = set()
         # A run-time True: each fused convolution sits in a `lax.cond` on it (`forward_flat`).
         self._once = jax.device_put(np.True_) if jax.default_backend() == "cpu" else None
@@ -241,7 +242,7 @@ class Network:
         if compiled in self._compiled:
             outputs = self._run(batch, off)
         else:
-            with own_cache():
+            with own_cache(), paused_gc():  # the first call compiles (or loads from the cache)
                 outputs = self._run(batch, off)
             self._compiled.add(compiled)
         # On CPU np.asarray is a zero-copy, read-only view of each result buffer (as
