@@ -10,7 +10,9 @@ script is the client and reads every message. In the kernel, alternating two def
 - ``w.image = <path>`` and ``w.image = <array>``, timed around the assignment (what
   `bench/update_latency.py` reports as "kernel: forward + encode + send", without a browser
   reading the socket);
-- the stages of one update, each timed alone: decoding the file (``load_image_with_info``),
+- the stages of one update, each timed alone (``--gap`` ms idle before each call: at a user's
+  pace caches are cold and the thread pool asleep, which costs more than the work on a loaded
+  machine): decoding the file (``load_image_with_info``),
   the forward pass (``Network.activations``), the payload (``encode_activations``), and the
   traits and message (``_update``: traitlets, ipywidgets' buffer split, the comm's send).
 
@@ -52,12 +54,15 @@ def _median(fn, n):
         fn(i)
     times = []
     for i in range(n):
+        time.sleep(_GAP)
         t = time.perf_counter()
         fn(i)
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
 
-def _stages(n):
+def _stages(n, gap):
+    global _GAP
+    _GAP = gap
     net = w.network
     acts = [net.activations(a) for a in _arrays]
     infos = [load_image_with_info(p) for p in _paths]
@@ -115,6 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="timed updates per measure")
     parser.add_argument("--cold", type=int, default=3, help="fresh kernels for the cold start")
+    parser.add_argument(
+        "--gap", type=float, default=0, help="idle ms before each timed call (a user's pace)"
+    )
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     print(f"load average at the start: {load()}")
@@ -141,12 +149,12 @@ def main() -> None:
         try:
             execute(kc, SETUP)
             result = json.loads(
-                execute(kc, "", f"json.dumps(_stages({args.n}))").strip("'")  # type: ignore[union-attr]
+                execute(kc, "", f"json.dumps(_stages({args.n}, {args.gap / 1e3}))").strip("'")  # type: ignore[union-attr]
             )
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
-        print(f"\nin the kernel, median of {args.n} (ms)")
+        print(f"\nin the kernel, median of {args.n}, {args.gap:g} ms idle before each (ms)")
         for name, value in result.items():
             print(f"{name:<48}{value:>8.3f}")
     print(f"\nload average at the end: {load()}")
