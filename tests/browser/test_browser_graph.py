@@ -1,0 +1,191 @@
+"""Networks that are graphs in a real JupyterLab page (issue 10's front end).
+
+The front end's ``graph`` fixture network (`scripts/make_js_fixture.py` ``graph_network``: a
+residual block with batch norm, a depthwise convolution with stride and asymmetric padding, a
+dilated convolution, a channel concatenation and a global average pool, on a 12×10 input),
+built from `Layer` records, is shown by a cell the user runs in the page. The overview must
+draw its skip connections as curves that pass no heatmap, a ⊕ where the residual add's inputs
+meet, and hovering the add must mark both summands; the add, batch-norm, depthwise, dilated,
+concat and global-pool views must open in place, name their kind, have labelled controls,
+readable text in light and dark, and show Python's own value. Screenshots (light and dark) are
+kept in tests/artifacts/ (``graph-*.png``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the `chromium` fixture fails every test with the reason
+    expect = None
+
+from .cnnx_lab import ARTIFACTS, REPO, element_screenshot
+from .test_browser_legibility import TEXTS_JS, _check
+from .test_browser_own_networks import OwnCell
+from .test_browser_theme import DARK, LIGHT, set_theme
+
+pytestmark = pytest.mark.browser
+
+WAIT_MS = 20_000
+FIRST_DRAW_MS = 60_000
+TOL = 1e-4
+
+#: Points along every skip edge that lie inside a visible neuron (2 px inside its box).
+SKIP_THROUGH_JS = """(root) => {
+  const boxes = [...root.querySelectorAll('.cnnx-overview .cnnx-neuron')]
+    .filter(e => getComputedStyle(e).display !== 'none')
+    .map(e => ({name: e.getAttribute('aria-label'), r: e.getBoundingClientRect()}));
+  const out = {paths: 0, points: 0, through: []};
+  for (const p of root.querySelectorAll('.cnnx-ov-edge-skip')) {
+    const d = p.getAttribute('d');
+    if (!d) continue;
+    const m = p.getScreenCTM();
+    for (const part of d.split('M').filter(Boolean)) {
+      out.paths += 1;
+      const sub = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+      sub.setAttribute('d', 'M' + part);
+      p.parentNode.appendChild(sub);
+      const n = sub.getTotalLength();
+      for (let s = 0; s <= n; s += 2) {
+        const q = sub.getPointAtLength(s).matrixTransform(m);
+        out.points += 1;
+        for (const b of boxes) {
+          if (q.x > b.r.left + 2 && q.x < b.r.right - 2 && q.y > b.r.top + 2 && q.y < b.r.bottom - 2) {
+            out.through.push([p.dataset.to, b.name]);
+          }
+        }
+      }
+      sub.remove();
+    }
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def graph_view(widget):
+    """``graph_w = CNNExplainer(model=graph_network())`` run in an extra cell of the page."""
+    k = widget.kernel
+    path = REPO / "scripts" / "make_js_fixture.py"
+    k.run(
+        "import importlib.util as _ilu\n"
+        f"_gspec = _ilu.spec_from_file_location('cnnx_js_fixture', {str(path)!r})\n"
+        "_gfx = _ilu.module_from_spec(_gspec); _gspec.loader.exec_module(_gfx)\n"
+        "from cnn_explainer_widget import CNNExplainer\n"
+    )
+    cell = OwnCell(widget)
+    cell.run("graph_w = CNNExplainer(model=_gfx.graph_network())\ngraph_w")
+    root = cell.cell.locator(".cnnx-root[data-ready='1']")
+    expect(root).to_have_count(1, timeout=FIRST_DRAW_MS)
+    yield widget, cell, root
+    set_theme(widget.page, LIGHT)
+    cell.delete()
+    widget.root.wait_for(state="visible")
+
+
+def test_graph_overview_draws_skip_connections_around_the_maps(graph_view):
+    view, _, root = graph_view
+    page = view.page
+    root.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)
+    skips = root.locator(".cnnx-ov-edge-skip")
+    targets = {p.get_attribute("data-to") for p in skips.all() if p.get_attribute("d")}
+    # add_1 reads relu_1 from three columns back; concat_1 reads depthwise_1 from two back
+    assert targets == {"add_1", "concat_1"}, targets
+    through = root.evaluate(SKIP_THROUGH_JS)
+    assert through["paths"] >= 8 and through["points"] > 200, through
+    assert through["through"] == [], through["through"][:5]
+    # a ⊕ before every add neuron shown, and hovering one marks both of its summands
+    shown = root.locator('.cnnx-neuron[data-layer="add_1"]:visible')
+    assert root.locator(".cnnx-ov-merges circle").count() == shown.count() > 0
+    root.locator('.cnnx-neuron[data-layer="add_1"][data-index="1"]').hover()
+    src = root.evaluate(
+        "r => [...r.querySelectorAll('.cnnx-ov-src')].map(e => e.dataset.layer + ':' + e.dataset.index).sort()"
+    )
+    assert src == ["bn_2:1", "relu_1:1"], src
+    page.mouse.move(0, 0)
+    for theme, name in ((LIGHT, "light"), (DARK, "dark")):
+        set_theme(page, theme)
+        page.mouse.move(0, 0)
+        element_screenshot(page, root, ARTIFACTS / f"graph-overview-{name}.png", margin=10)
+        _check(root.locator(".cnnx-overview").evaluate(TEXTS_JS), f"graph overview, {name}")
+    set_theme(page, LIGHT)
+
+
+#: (layer, neuron, data-kind, what must be there, Python's value at (y, x) of the shown output).
+VIEWS = [
+    ("add_1", 1, "add", ".cnnx-add-term", "graph_w.activations['add_1'][{y}, {x}, 1]"),
+    ("bn_1", 2, "batchnorm", ".cnnx-bn-folded-out", "graph_w.activations['bn_1'][{y}, {x}, 2]"),
+    ("depthwise_1", 5, "conv", ".cnnx-kgrid", "graph_w.activations['depthwise_1'][{y}, {x}, 5]"),
+    ("dilated_1", 2, "conv", ".cnnx-kgrid", "graph_w.activations['dilated_1'][{y}, {x}, 2]"),
+    ("concat_1", 9, "concat", ".cnnx-concat-src", "graph_w.activations['concat_1'][{y}, {x}, 9]"),
+    ("gap", 3, "global_pool", ".cnnx-pool-detail", "graph_w.activations['gap'][3]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("layer", "index", "kind", "part", "expr"), VIEWS, ids=[v[0] for v in VIEWS]
+)
+def test_graph_view_explains_the_neuron(graph_view, layer, index, kind, part, expr):
+    view, _, root = graph_view
+    k, page = view.kernel, view.page
+    root.scroll_into_view_if_needed()
+    root.locator(f'.cnnx-neuron[data-layer="{layer}"][data-index="{index}"]').click()
+    detail = root.locator(f'.cnnx-detail[data-layer="{layer}"]')
+    expect(detail).to_have_attribute("data-kind", kind, timeout=WAIT_MS)
+    expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+    page.mouse.move(0, 0)
+    assert (
+        detail.get_attribute("aria-label")
+        == f"how {layer} neuron {index} is computed; Esc goes back"
+    )
+    labels = detail.locator(".cnnx-el-hit").evaluate_all(
+        "es => es.map(e => e.getAttribute('aria-label'))"
+    )
+    assert labels and all(labels), labels
+    if layer == "add_1":
+        assert any(t.startswith("summand 1: bn_2 neuron 1") for t in labels), labels
+        assert any(t.startswith("summand 2: relu_1 neuron 1") for t in labels), labels
+    if layer == "depthwise_1":  # 4 groups, 8 outputs: neuron 5 reads input channel 2 only
+        assert detail.locator(".cnnx-el-kernel").count() == 1
+        assert [t for t in labels if t.startswith("input ")] == [
+            "input relu_2 neuron 2; Enter shows the numbers, arrow keys move the window"
+        ], labels
+    if layer == "dilated_1":  # a 3×3 kernel with dilation 2: nine taps per window, with holes
+        assert detail.locator(".cnnx-el-window-dilated").count() == 8  # one per input channel
+        assert detail.locator(".cnnx-el-window-dilated").first.locator(".cnnx-el-tap").count() == 9
+    _check(detail.evaluate(TEXTS_JS), f"{layer} elastic, light")
+    element_screenshot(page, root, ARTIFACTS / f"graph-{layer}-elastic-light.png", margin=10)
+
+    detail.locator(".cnnx-el-hit >> nth=-1").click()
+    expect(root).to_have_attribute("data-level", "formula", timeout=WAIT_MS)
+    card = detail.locator(".cnnx-formula-card")
+    expect(card.locator(part).first).to_be_visible(timeout=WAIT_MS)
+    page.mouse.move(0, 0)
+    overflow = card.evaluate("e => e.scrollHeight - e.clientHeight")
+    assert overflow <= 1, f"the card's content is cut by {overflow}px"
+    out = card.locator(".cnnx-math-output")
+    expect(out).to_have_count(1)
+    expect(out).to_have_attribute("data-value", re.compile(r"\S"))
+    y, x, value = out.evaluate("e => [+e.dataset.y, +e.dataset.x, +e.dataset.value]")
+    expected = k.eval_json(f"float({expr.format(y=y, x=x)})")
+    assert abs(value - expected) <= TOL, (layer, y, x, value, expected)
+    if layer == "bn_1":  # the folded a·x + b gives the same value
+        folded = float(card.locator(".cnnx-bn-folded-out").get_attribute("data-value"))
+        assert abs(folded - expected) <= TOL
+    _check(detail.evaluate(TEXTS_JS), f"{layer} formula, light")
+    element_screenshot(page, root, ARTIFACTS / f"graph-{layer}-formula-light.png", margin=10)
+    try:
+        set_theme(page, DARK)
+        page.mouse.move(0, 0)
+        _check(detail.evaluate(TEXTS_JS), f"{layer} formula, dark")
+        element_screenshot(page, root, ARTIFACTS / f"graph-{layer}-formula-dark.png", margin=10)
+    finally:
+        set_theme(page, LIGHT)
+        detail.locator(".cnnx-card-back").click()
+        expect(root).to_have_attribute("data-level", "elastic", timeout=WAIT_MS)
+        k.run("graph_w.selected = None")
+        expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
