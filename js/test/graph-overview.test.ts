@@ -90,6 +90,16 @@ describe("graph overview", () => {
     expect(src.sort()).toEqual(["dw:1", "relu:1"]);
     ov.destroy();
   });
+  it("says what a graph layer's neurons read in their labels (sequential ones keep theirs)", () => {
+    const ov = mount();
+    const label = (layer: string, i: number) => ov.el.querySelector(`[data-layer="${layer}"][data-index="${i}"]`)!.getAttribute("aria-label");
+    expect(label("add", 2)).toBe("add neuron 2 (sum of relu neuron 2 + dw neuron 2)");
+    expect(label("cat", 5)).toBe("cat neuron 5 (copy of proj neuron 1)");
+    expect(label("proj", 0)).toBe("proj neuron 0 (reads c1)");
+    expect(label("bn", 0)).toBe("bn neuron 0");
+    ov.destroy();
+  });
+
   it("draws no skip edge or ⊕ for Tiny VGG", () => {
     const ov = mount(tiny.network, tiny.activations);
     for (const p of ov.el.querySelectorAll(".cnnx-ov-edge-skip")) expect(p.getAttribute("d")).toBe("");

@@ -164,6 +164,14 @@ export class Overview {
     let label = `${col.layer} neuron ${i}`;
     if (col.kind === "output") label += ` (${network.classes[i] ?? i})`;
     else if (col.kind === "input" && col.count === 3) label += ` (${CHANNEL_NAMES[i]} channel)`;
+    else if (col.index > 0 && (col.inputs.length !== 1 || col.inputs[0] !== col.index - 1)) {
+      // What the edges show, said in words: a graph layer's inputs.
+      const reads = sourcesFrom(this.cols, col.index, i);
+      const name = (p: number) => this.cols[p].layer;
+      if (col.layerKind === "add") label += ` (sum of ${col.inputs.map((p) => `${name(p)} neuron ${i}`).join(" + ")})`;
+      else if (col.layerKind === "concat" && reads.length === 1) label += ` (copy of ${name(reads[0][0])} neuron ${reads[0][1]})`;
+      else label += ` (reads ${col.inputs.map(name).join(", ")})`;
+    }
     const el = h("div", {
       class: `cnnx-neuron cnnx-ov-${col.kind}`,
       "data-layer": col.layer,
