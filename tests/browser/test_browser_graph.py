@@ -107,6 +107,25 @@ def test_graph_overview_draws_skip_connections_around_the_maps(graph_view):
     )
     assert src == ["bn_2:1", "relu_1:1"], src
     page.mouse.move(0, 0)
+    # for screen readers, what the edges show: the add's summands in its label
+    add = root.locator('.cnnx-neuron[data-layer="add_1"][data-index="1"]')
+    assert add.get_attribute("aria-label") == (
+        "add_1 neuron 1 (sum of bn_2 neuron 1 + relu_1 neuron 1)"
+    )
+    # from the keyboard: focus, Enter opens the add's view, Esc goes back to the neuron
+    add.focus()
+    page.keyboard.press("Enter")
+    expect(root.locator('.cnnx-detail[data-layer="add_1"]')).to_have_attribute(
+        "data-kind", "add", timeout=WAIT_MS
+    )
+    expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+    page.keyboard.press("Escape")
+    expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
+    expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+    assert page.evaluate("document.activeElement.dataset.layer") == "add_1"
+    page.evaluate("document.activeElement.blur()")
+    view.kernel.run("graph_w.selected = None")
+    page.mouse.move(0, 0)
     for theme, name in ((LIGHT, "light"), (DARK, "dark")):
         set_theme(page, theme)
         page.mouse.move(0, 0)
