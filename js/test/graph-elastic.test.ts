@@ -6,24 +6,24 @@ import { describe, expect, it } from "vitest";
 import { elasticKind, elasticLayout } from "../src/overview/elastic-layout";
 import { ElasticView, type ElasticHost } from "../src/overview/elastic";
 import { Overview } from "../src/overview/overview";
-import { dims, getValues } from "../src/math";
+import { dims, getValues, globalPoolAt } from "../src/math";
 import { graphNet } from "./graph-net";
 
 const { network, activations } = graphNet();
 
 const host: ElasticHost = { report: () => undefined, select: () => undefined, back: () => undefined, close: () => undefined, page: () => undefined, level: () => undefined };
 
-function open(layer: string, index: number, pos: { y?: number; x?: number } = {}) {
+function open(layer: string, index: number, pos: { y?: number; x?: number } = {}, net = network) {
   const parent = document.createElement("div");
   document.body.append(parent);
   const ov = new Overview(parent, { onSelect: () => undefined });
   ov.resize(1100);
-  ov.setNetwork(network);
+  ov.setNetwork(net);
   ov.paint(activations, "unit");
   const geo = ov.geometry()!;
   const sel = geo.cols.findIndex((c) => c.layer === layer);
   const L = elasticLayout({ cols: geo.cols, base: geo.layout, rects: geo.rects, sel, index })!;
-  const view = new ElasticView(ov.el, L, geo.cols, { network, acts: activations, scale: "unit", extent: () => 1 }, host, pos);
+  const view = new ElasticView(ov.el, L, geo.cols, { network: net, acts: activations, scale: "unit", extent: () => 1 }, host, pos);
   return { ov, L, view, cols: geo.cols, sel };
 }
 
@@ -122,5 +122,20 @@ describe("graph elastic views", () => {
     expect(parseFloat(win.style.width)).toBeCloseTo(src.w + 4, 0);
     expect(view.root.querySelector(".cnnx-el-readout")!.textContent).toMatch(/^mean of cat 6 = -?\d/);
     expect(Math.abs(cardOutput(view) - value("gap", 6, 0, 0))).toBeLessThan(1e-5);
+  });
+
+  it("global max pool: the cell holding the maximum is outlined too", () => {
+    const net = { ...network, layers: network.layers.map((l) => (l.name === "gap" ? { ...l, function: "max" } : l)) };
+    const { L, view } = open("gap", 2, {}, net);
+    const boxes = [...view.root.querySelectorAll<HTMLElement>(".cnnx-el-window")];
+    expect(boxes.length).toBe(2);
+    const m = globalPoolAt(net, activations, "gap", 2);
+    const src = L.heroSrcs[0];
+    const cw = src.w / m.w;
+    // the small box sits on the maximum's column
+    expect(parseFloat(boxes[1].style.left)).toBeCloseTo(src.x + m.argX * cw + cw / 2 - Math.max(6, cw + 4) / 2, 0);
+    view.openFormula();
+    expect(view.root.querySelector(".cnnx-eq-val")!.textContent).toContain(`(at (${m.argY}, ${m.argX}))`);
+    expect(Number(view.root.querySelector<HTMLElement>(".cnnx-math-output")!.dataset.value)).toBe(m.max);
   });
 });

@@ -8,7 +8,7 @@ import { type ColorScale, divergingCss, formatValue, legendTicks, paintMap, safe
 import { type DetailKind, type Formula, detailKind, formulaFor } from "../detail/index";
 import { prefersReducedMotion } from "../detail/dom";
 import { Sweep } from "../detail/sweep";
-import { biasOf, channelMap, concatSource, convIntermediate, denseAt, dims, getLayer, getValues, groupChannels, inputName, kernelSlice, softmax, windowAt } from "../math";
+import { biasOf, channelMap, concatSource, convIntermediate, denseAt, dims, getLayer, getValues, globalPoolAt, groupChannels, inputName, kernelSlice, softmax, windowAt } from "../math";
 import type { Activations, LayerSpec, Network } from "../payload";
 import { channelName } from "../names";
 import { h, svg } from "../ui/dom";
@@ -483,6 +483,13 @@ export class ElasticView {
       const hs = L.heroSrcs[0];
       this.hit(hs, `input: ${srcs[0].name} neuron ${srcs[0].j}, all ${ih}×${iw} values`, { toOut: () => [0, 0], mh: ih, mw: iw, channel: -1 });
       this.windowBox(() => cellBox(hs, ih, iw, 0, 0, ih, iw));
+      if (layer.function === "max") {
+        // Where the maximum is: the one value the map is reduced to.
+        this.windowBox(() => {
+          const m = globalPoolAt(ctx.network, ctx.acts, layer.name, L.index);
+          return cellBox(hs, ih, iw, m.argY, m.argX, 1, 1);
+        });
+      }
       const hit = this.hit(ho, `${layer.name} neuron ${L.index}: one number`, { toOut: () => [0, 0], mh: 1, mw: 1, channel: -1 });
       hit.classList.add("cnnx-el-hit-vector");
     } else if (spatial) {
