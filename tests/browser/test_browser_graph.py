@@ -65,6 +65,50 @@ SKIP_THROUGH_JS = """(root) => {
 }"""
 
 
+#: A two-block residual network on 32×32 RGB built from `Layer` records in the page's kernel:
+#: the second block downsamples, its shortcut a 1×1 stride-2 conv reading the first block's
+#: output (a conv whose input is a layer further back), 12 channels (paged).
+RESNET = """
+import numpy as _np
+from cnn_explainer_widget import Network as _Network
+from cnn_explainer_widget.layers import Layer as _L
+def _resnet():
+    rng = _np.random.default_rng(3)
+    params = {}
+    def conv(name, cin, shape, out, k=3, stride=(1, 1), **kw):
+        p = k // 2
+        params[name] = {"kernel": rng.normal(0, 0.5 / k, (k, k, cin, out[2])).astype(_np.float32),
+                        "bias": rng.normal(0, 0.05, out[2]).astype(_np.float32)}
+        return _L(name, "conv", shape, out, (k, k), stride, ((p, p), (p, p)) if stride == (1, 1)
+                  else ((p - 1 if p else 0, p), (p - 1 if p else 0, p)), **kw)
+    def norm(name, shape):
+        c = shape[-1]
+        params[name] = {"mean": rng.normal(0, 0.2, c).astype(_np.float32),
+                        "var": rng.uniform(0.5, 1.5, c).astype(_np.float32),
+                        "scale": rng.uniform(0.7, 1.3, c).astype(_np.float32),
+                        "bias": rng.normal(0, 0.1, c).astype(_np.float32)}
+        return _L(name, "batchnorm", shape, shape, options={"epsilon": 1e-5})
+    def relu(name, shape, **kw):
+        return _L(name, "activation", shape, shape, function="relu", **kw)
+    a, b = (32, 32, 8), (16, 16, 12)
+    layers = [
+        conv("conv_1", 3, (32, 32, 3), a), norm("bn_1", a), relu("relu_1", a),
+        conv("conv_2", 8, a, a), norm("bn_2", a), relu("relu_2", a),
+        conv("conv_3", 8, a, a), norm("bn_3", a),
+        _L("add_1", "add", a, a, inputs=("bn_3", "relu_1")), relu("relu_3", a),
+        conv("conv_4", 8, a, b, stride=(2, 2)), norm("bn_4", b), relu("relu_4", b),
+        conv("conv_5", 12, b, b), norm("bn_5", b),
+        conv("shortcut", 8, a, b, k=1, stride=(2, 2), inputs=("relu_3",)),
+        _L("add_2", "add", b, b, inputs=("bn_5", "shortcut")), relu("relu_5", b),
+        _L("gap", "global_pool", b, (12,), function="avg"),
+        _L("output", "dense", (12,), (4,)), _L("softmax", "softmax", (4,), (4,)),
+    ]
+    params["output"] = {"kernel": rng.normal(0, 0.5, (12, 4)).astype(_np.float32),
+                        "bias": _np.zeros(4, _np.float32)}
+    return _Network(layers, params, (32, 32, 3), ["cat", "dog", "car", "tree"], name="resnet")
+"""
+
+
 @pytest.fixture(scope="module")
 def graph_view(widget):
     """``graph_w = CNNExplainer(model=graph_network())`` run in an extra cell of the page."""
@@ -208,3 +252,49 @@ def test_graph_view_explains_the_neuron(graph_view, layer, index, kind, part, ex
         expect(root).to_have_attribute("data-level", "elastic", timeout=WAIT_MS)
         k.run("graph_w.selected = None")
         expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
+
+
+def test_residual_network_overview_and_a_shortcut_conv(graph_view):
+    """Two residual blocks: nested skip lanes that cross no map, and the 1×1 shortcut conv (it
+    reads relu_3, six columns back) explained with relu_3's channels as its inputs."""
+    view, cell, _ = graph_view
+    k, page = view.kernel, view.page
+    k.run(RESNET)
+    cell.run("resnet_w = CNNExplainer(model=_resnet())\nresnet_w")
+    root = cell.cell.locator(".cnnx-root[data-ready='1']")
+    expect(root).to_have_count(1, timeout=FIRST_DRAW_MS)
+    root.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)
+    targets = {
+        p.get_attribute("data-to")
+        for p in root.locator(".cnnx-ov-edge-skip").all()
+        if p.get_attribute("d")
+    }
+    assert targets == {"add_1", "shortcut", "add_2"}, targets
+    through = root.evaluate(SKIP_THROUGH_JS)
+    assert through["paths"] > 20 and through["through"] == [], through["through"][:5]
+    for theme, name in ((LIGHT, "light"), (DARK, "dark")):
+        set_theme(page, theme)
+        page.mouse.move(0, 0)
+        element_screenshot(page, root, ARTIFACTS / f"graph-resnet-overview-{name}.png", margin=10)
+    set_theme(page, LIGHT)
+
+    root.locator('.cnnx-neuron[data-layer="shortcut"][data-index="3"]').click()
+    detail = root.locator('.cnnx-detail[data-layer="shortcut"]')
+    expect(detail).to_have_attribute("data-kind", "conv", timeout=WAIT_MS)
+    expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+    labels = detail.locator(".cnnx-el-hit").evaluate_all(
+        "es => es.map(e => e.getAttribute('aria-label'))"
+    )
+    inputs = [t for t in labels if t.startswith("input ")]
+    assert inputs and all(t.startswith("input relu_3 neuron") for t in inputs), labels
+    page.mouse.move(0, 0)
+    element_screenshot(page, root, ARTIFACTS / "graph-resnet-shortcut-elastic.png", margin=10)
+    detail.locator(".cnnx-el-hit >> nth=-1").click()
+    out = detail.locator(".cnnx-formula-card .cnnx-math-output")
+    expect(out).to_have_count(1, timeout=WAIT_MS)
+    y, x, value = out.evaluate("e => [+e.dataset.y, +e.dataset.x, +e.dataset.value]")
+    expected = k.eval_json(f"float(resnet_w.activations['shortcut'][{y}, {x}, 3])")
+    assert abs(value - expected) <= TOL, (y, x, value, expected)
+    k.run("resnet_w.selected = None")
+    expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
