@@ -97,6 +97,20 @@ describe("sendUpload", () => {
     expect(firstDiff).toBe(-1);
   });
 
+  it("gives each upload its own id, and two pages (module loads) different ones", async () => {
+    const ids: unknown[] = [];
+    for (let page = 0; page < 3; page++) {
+      vi.resetModules();
+      const upload = await import("../src/ui/upload");
+      const { model, sent } = fakeModel();
+      upload.sendUpload(model as never, "a.png", new ArrayBuffer(1));
+      upload.sendUpload(model as never, "b.png", new ArrayBuffer(1));
+      ids.push(...sent.map((s) => s.content.id));
+    }
+    expect(ids.every((id) => Number.isSafeInteger(id))).toBe(true);
+    expect(new Set(ids).size).toBe(6);
+  });
+
   it("sends an empty file as one empty piece", () => {
     const { model, sent } = fakeModel();
     expect(sendUpload(model as never, "e.png", new ArrayBuffer(0))).toBe(1);
