@@ -198,3 +198,78 @@ def test_live_lab_shows_the_widget_once(widget):
     expect(host).to_be_hidden()
     shown = host.evaluate("e => getComputedStyle(e.closest('.jp-OutputArea-child')).display")
     assert shown == "none"
+
+
+def test_lab_saved_widget_state_exports_the_widget_offline(chromium, lab_server, tmp_path):
+    """JupyterLab with "Save Widget State Automatically" on: the notebook saved from Lab, exported
+    by nbconvert without re-running it, shows the widget offline as it was when saved."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .cnnx_lab import WidgetPage, write_notebook
+
+    settings = lab_server.root / ".lab-settings" / "@jupyter-widgets" / "jupyterlab-manager"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    nb = "lab-saved-state.ipynb"
+    write_notebook(lab_server.root / nb, [EXPORT_CELLS[0]])
+    page = chromium.new_page()
+    wp = WidgetPage(lab_server, page, nb)
+    try:
+        root = wp.show_widget()
+        wp.kernel.run("w.image = __import__('cnn_explainer_widget').images.default_image_path("
+                      "'koala_1.jpeg')")  # fmt: skip
+        expect(root).to_have_attribute("data-prediction", "koala", timeout=WAIT_MS)
+        neuron(root, "conv_1_1", 2).click()  # a selection made in the page
+        expect(root).to_have_attribute("data-detail", "conv_1_1", timeout=WAIT_MS)
+        wp.panel.locator(".jp-Cell .jp-InputPrompt").first.click()  # not the widget: that closes
+        expect(root).to_have_attribute("data-detail", "conv_1_1")
+        page.keyboard.press("Control+s")
+
+        def saved_with_state() -> bool:
+            meta = json.loads((lab_server.root / nb).read_text()).get("metadata", {})
+            return "application/vnd.jupyter.widget-state+json" in meta.get("widgets", {})
+
+        from .cnnx_lab import wait_for
+
+        wait_for(saved_with_state, 30, 0.3, "the notebook saved with its widget state")
+    finally:
+        wp.close()
+        page.close()
+        (settings / "plugin.jupyterlab-settings").unlink()
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    run = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir",
+         str(tmp_path), str(lab_server.root / nb)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = tmp_path / "lab-saved-state.html"
+    page = chromium.new_page()
+    blocked: list[str] = []
+    page.route(
+        "**/*",
+        lambda r: (
+            r.continue_()
+            if r.request.url.startswith("file://")
+            else (blocked.append(r.request.url), r.abort())
+        ),
+    )
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(html.as_uri())
+        root = page.locator(".cnnx-root[data-ready='1']")
+        expect(root).to_have_count(1, timeout=WAIT_MS)  # once, not twice
+        expect(root).to_have_attribute("data-prediction", "koala")  # the state when saved
+        expect(root).to_have_attribute("data-detail", "conv_1_1")
+        neuron(root, "output", 5).click()
+        expect(root.locator('.cnnx-detail[data-layer="output"]')).to_be_visible(timeout=WAIT_MS)
+        expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+        page.screenshot(path=str(ARTIFACTS / "export-lab-saved-state-offline.png"), full_page=True)
+    finally:
+        page.close()
+    assert all(not u.startswith("file://") for u in blocked)
+    assert not errors, errors
