@@ -1,8 +1,10 @@
 // No silent disconnects. After the page sends something to the kernel (a click, an upload, a
-// thumbnail, a colour scale), it sends a `ping`; the kernel answers `pong` in order, so a pong
-// proves that what went before it arrived. No pong within TIMEOUT_MS (kernel restarted or dead,
-// comm gone, websocket dropped, or a long-running cell): a banner says what happened and what to
-// do; it goes away when an answer comes. The views keep working from the data the page holds.
+// thumbnail, a colour scale), it sends a `ping`; a `pong` proves that what went before it reached
+// the kernel (not that it was handled first: ipykernel 7 may handle a widget's messages on two
+// threads, see cnn_explainer_widget/_uploads.py). No pong within TIMEOUT_MS (kernel restarted or
+// dead, comm gone, websocket dropped, or a long-running cell): a banner says what happened and
+// what to do; it goes away when an answer comes. The views keep working from the data the page
+// holds.
 
 import type { AnyModel } from "@anywidget/types";
 import "./connection.css";
