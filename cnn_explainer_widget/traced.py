@@ -1,0 +1,224 @@
+"""Model source: any Flax NNX module, read from what its forward pass computes.
+
+`network_from_module` traces the module with ``jax.make_jaxpr`` on a zeros input (its
+parameters are inputs of the trace, so each is known by its path in the module) and reads the
+equations into `Layer` records (`cnn_explainer_widget._tracer`): the user's code is the source
+of truth, whatever its classes, attributes or control flow. The module is traced as it
+predicts: a copy in inference mode (``nnx.BatchNorm`` with its running statistics,
+``nnx.Dropout`` the identity); the user's module is not changed. Each batch norm's equations
+are traced inside a name scope so they are read as one layer with the module's epsilon.
+
+`module_weights` reads a traced network's weights again from the module (the widget and
+`activations` re-read them on every use, so a model trained further is explained as it is now).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax._src import source_info_util
+
+from cnn_explainer_widget._text import short
+from cnn_explainer_widget._traced_layers import SUPPORTED_OPS
+from cnn_explainer_widget._traced_ops import Act, Par, TraceError, dotted
+from cnn_explainer_widget._tracer import Reader
+from cnn_explainer_widget.network import Network
+
+#: Batch size of the traced input: 2, so the batch axis is told apart from any size-1 axis.
+_BATCH = 2
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: Each traced network's parameters: layer name → {"kernel", ...: path in the module}.
+_paths: weakref.WeakKeyDictionary[Network, dict[str, dict[str, tuple[Any, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _key(k: Any) -> Any:
+    for attr in ("key", "idx", "name"):
+        if hasattr(k, attr):
+            return getattr(k, attr)
+    return str(k)
+
+
+def _leaves(state: Any) -> list[tuple[tuple[Any, ...], Any]]:
+    """``(path, array)`` of every leaf of an nnx state, in ``jax.tree_util`` order."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(state)
+    out = []
+    for keys, leaf in flat:
+        path = tuple(_key(k) for k in keys)
+        out.append((path[:-1] if path and path[-1] == "value" else path, leaf))
+    return out
+
+
+def _where(eqn: Any) -> str:
+    """``file.py:line in function`` of the user's code that made ``eqn``."""
+    frames = source_info_util.user_frames(eqn.source_info.traceback)
+    for frame in frames:
+        if not os.path.abspath(frame.file_name).startswith(_PACKAGE_DIR + os.sep):
+            return f"{os.path.basename(frame.file_name)}:{frame.start_line} in {frame.function_name}"
+    return "an unknown line"
+
+
+@contextlib.contextmanager
+def _batchnorm_scopes(norms: dict[str, tuple[tuple[Any, ...], float]]) -> Iterator[dict[int, str]]:
+    """Trace every ``nnx.BatchNorm`` call inside a name scope ``cnnx_bn_<n>``.
+
+    Yields ``{id(module): scope}``, to be filled (with ``norms``: scope → module path and
+    epsilon) for the modules of the graph being traced.
+    """
+    scopes: dict[int, str] = {}
+    original = nnx.BatchNorm.__call__
+
+    def call(self: nnx.BatchNorm, *args: Any, **kwargs: Any) -> Any:
+        scope = scopes.get(id(self))
+        if scope is None:
+            return original(self, *args, **kwargs)
+        with jax.named_scope(scope):
+            return original(self, *args, **kwargs)
+
+    nnx.BatchNorm.__call__ = call  # type: ignore[method-assign]
+    try:
+        yield scopes
+    finally:
+        nnx.BatchNorm.__call__ = original  # type: ignore[method-assign]
+
+
+def _inference_copy(model: nnx.Module) -> nnx.Module:
+    """A copy of ``model`` (same arrays) as it predicts: running statistics, no dropout."""
+    graphdef, state = nnx.split(model)
+    copy = nnx.merge(graphdef, state)
+    for _, node in nnx.iter_graph(copy):
+        if isinstance(node, nnx.BatchNorm):
+            node.use_running_average = True
+        elif isinstance(node, nnx.Dropout):
+            node.deterministic = True
+    return copy
+
+
+def network_from_module(
+    model: nnx.Module,
+    input_shape: Sequence[int],
+    classes: Sequence[str] | None = None,
+    name: str = "network",
+) -> Network:
+    """Read any Flax NNX module that maps ``(N, H, W, C)`` images to class scores as a `Network`.
+
+    Raises
+    ------
+    TraceError
+        Naming an operation that cannot be explained and the line of the model's code it
+        comes from; or when the model does not end in class scores from a dense layer.
+    ValueError
+        When the model cannot run on an input shaped ``input_shape``.
+    """
+    h, w, c = _input_shape(input_shape)
+    copy = _inference_copy(model)
+    graphdef, state = nnx.split(copy)
+    named = _leaves(state)
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    norms: dict[str, tuple[tuple[Any, ...], float]] = {}
+    paths = {id(node): tuple(path) for path, node in nnx.iter_graph(copy)}
+
+    with _batchnorm_scopes(norms) as scopes:
+
+        def forward(params: list[Any], x: jax.Array) -> Any:
+            module = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, params))
+            for path, node in nnx.iter_graph(module):
+                if isinstance(node, nnx.BatchNorm):
+                    scope = f"cnnx_bn_{len(norms)}"
+                    scopes[id(node)] = scope
+                    norms[scope] = (tuple(path), float(node.epsilon))
+            return module(x)
+
+        try:
+            closed = jax.make_jaxpr(forward)(leaves, jnp.zeros((_BATCH, h, w, c), jnp.float32))
+        except Exception as exc:  # the user's own code failed on this input
+            raise ValueError(
+                f"the model cannot run on an input shaped {(h, w, c)} ({type(exc).__name__}: "
+                f"{short(str(exc), 300)}); give the input_shape=(H, W, C) it was made for"
+            ) from exc
+    del paths
+    jaxpr = closed.jaxpr
+    if len(jaxpr.outvars) != 1:
+        raise TraceError("the model must return one array of class scores")
+    reader = Reader(_where, lambda path: _label(copy, path), norms, (h, w, c), _BATCH)
+    # Random-number keys (of a Dropout) are parameters too, with no value the explainer reads.
+    args = [Par(path, _numbers(leaf)) for path, leaf in named]
+    reader.walk(jaxpr, closed.consts, [*args, Act("input")])
+    try:
+        layers = reader.finish(jaxpr.outvars[0])
+    except TraceError:
+        raise
+    n_out = layers[-1].output_shape[0]
+    classes = [f"class {k}" for k in range(n_out)] if classes is None else classes
+    params = {la.name: reader.params[la.name] for la in layers if la.name in reader.params}
+    network = Network(layers, params, (h, w, c), classes, name=name)
+    _paths[network] = {la.name: reader.paths[la.name] for la in layers if la.name in params}
+    return network
+
+
+def _numbers(leaf: Any) -> np.ndarray:
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.number):
+        return np.asarray(leaf)
+    return np.zeros(0, np.float32)
+
+
+def _label(model: nnx.Module, path: tuple[Any, ...]) -> str:
+    """``Owner.attr`` for the module at ``path`` (``"ResBlock.conv1"``)."""
+    if not path:
+        return type(model).__name__
+    owner: Any = model
+    for key in path[:-1]:
+        owner = owner[key] if isinstance(key, int) else getattr(owner, str(key), owner)
+    return f"{type(owner).__name__}.{path[-1]}"
+
+
+def module_weights(model: nnx.Module, network: Network) -> dict[str, dict[str, Any]]:
+    """``model``'s current parameters for a network `network_from_module` made from it.
+
+    Raises
+    ------
+    KeyError
+        If ``network`` was not made by `network_from_module` or a parameter is gone.
+    """
+    paths = _paths[network]
+    values = dict(_leaves(nnx.state(model)))
+    result: dict[str, dict[str, Any]] = {}
+    for name, params in network.params.items():
+        result[name] = {
+            key: None if old is None else jnp.reshape(values[paths[name][key]], old.shape)
+            for key, old in params.items()
+        }
+    return result
+
+
+def structure(model: nnx.Module) -> Any:
+    """What decides a traced network besides the weights: the module's graph definition."""
+    return (type(model), nnx.graphdef(model))
+
+
+def _input_shape(input_shape: Any) -> tuple[int, int, int]:
+    try:
+        values = tuple(input_shape)
+    except TypeError:
+        values = ()
+    if len(values) != 3 or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
+        raise ValueError(
+            f"input_shape must be (H, W, C) with three positive ints, got {short(input_shape)}"
+        )
+    return (int(values[0]), int(values[1]), int(values[2]))
+
+
+__all__ = ["SUPPORTED_OPS", "TraceError", "module_weights", "network_from_module", "structure"]
