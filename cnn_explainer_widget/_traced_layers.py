@@ -1,4 +1,4 @@
-"""The structural equations of a traced model as `Layer` records (see `cnn_explainer_widget._tracer`).
+"""A traced model's structural equations as `Layer` records (`cnn_explainer_widget._tracer`).
 
 One function per JAX primitive: a convolution, a matrix product, an add (a residual sum or a
 layer's own bias), a division (finishing an average), a reshape (flatten), window and map
@@ -107,9 +107,9 @@ def _add(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Value:
                 r.fresh[eqn.outvars[0]] = fresh
                 return Act(fresh)
         layer = Layer(r.name("add"), "add", shape, shape, inputs=(a.name, b.name))
-        act = r.record(layer, eqn)
-        r.fresh[eqn.outvars[0]] = act.name
-        return act
+        made = r.record(layer, eqn)
+        r.fresh[eqn.outvars[0]] = made.name
+        return made
     act, par, var = (a, b, eqn.invars[0]) if isinstance(a, Act) else (b, a, eqn.invars[1])
     if isinstance(act, Act) and isinstance(par, Par):
         fresh = r.fresh.get(var)
@@ -160,7 +160,8 @@ def _counts(layer: Layer) -> np.ndarray:
     xs = np.clip(np.arange(ow)[:, None] * sw - left + np.arange(kw), -1, w)
     rows = ((ys >= 0) & (ys < h)).sum(1)
     cols = ((xs >= 0) & (xs < w)).sum(1)
-    return (rows[:, None] * cols[None, :])[..., None].astype(np.float64)
+    counts: np.ndarray = (rows[:, None] * cols[None, :])[..., None].astype(np.float64)
+    return counts
 
 
 def _window(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Value:
@@ -179,7 +180,7 @@ def _window(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Value:
     op = "max" if eqn.primitive.name == "reduce_window_max" else "avg"
     layer = Layer(
         r.name(f"{op}_pool"), "pool", r.shapes[x.name], _out(eqn), (int(window[1]), int(window[2])),
-        (int(strides[1]), int(strides[2])), (tuple(pads[1]), tuple(pads[2])),  # type: ignore[arg-type]
+        (int(strides[1]), int(strides[2])), (tuple(pads[1]), tuple(pads[2])),
         function=op, options={"count_include_pad": True} if op == "avg" else {},
         inputs=(x.name,),
     )  # fmt: skip

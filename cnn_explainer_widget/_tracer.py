@@ -14,6 +14,8 @@ and the line of the user's code it comes from.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -105,7 +107,7 @@ class Reader:
     def walk(self, jaxpr: Any, consts: Sequence[Any], args: Sequence[Value]) -> list[Value]:
         """Read ``jaxpr``'s equations with ``args`` bound to its inputs; its outputs' values."""
         env = self.env
-        env.update({v: Const(np.asarray(c)) for v, c in zip(jaxpr.constvars, consts)})
+        env.update({v: Const(np.asarray(c)) for v, c in zip(jaxpr.constvars, consts, strict=True)})
         env.update(zip(jaxpr.invars, args, strict=True))
         uses = Counter(v for e in jaxpr.eqns for v in e.invars if not _literal(v))
         uses.update(v for v in jaxpr.outvars if not _literal(v))
@@ -149,14 +151,17 @@ class Reader:
                     seen.update(x.eqns)
             self.env.update({v: Run(root, (*before, eqn)) for v in outs})
             return
-        ins = [self.materialise(v) if isinstance(x, Run) else x for x, v in zip(ins, eqn.invars)]
+        ins = [
+            self.materialise(v) if isinstance(x, Run) else x
+            for x, v in zip(ins, eqn.invars, strict=True)
+        ]
         if prim in _CALLS:
             closed = eqn.params.get("jaxpr") or eqn.params.get("call_jaxpr")
             if closed is None:
                 raise self.refuse(eqn, "a call whose inside cannot be read")
             inner = getattr(closed, "jaxpr", closed)
-            values = self.walk(inner, list(getattr(closed, "consts", ())), ins)
-            self.env.update(zip(outs, values, strict=True))
+            results = self.walk(inner, list(getattr(closed, "consts", ())), ins)
+            self.env.update(zip(outs, results, strict=True))
             return
         self.env[outs[0]] = structural(self, eqn, ins, uses)
 
@@ -173,19 +178,20 @@ class Reader:
         if any(tuple(v.aval.shape) not in allowed for v in eqn.outvars):
             return False
         axes = eqn.params.get("axes")
-        return axes is None or tuple(axes) == (1,) and len(full) == 2
+        return axes is None or (tuple(axes) == (1,) and len(full) == 2)
 
     # -- elementwise runs ------------------------------------------------------------------
     def materialise(self, var: Any) -> Act:
         """Turn the run that computes ``var`` into activation layers (or refuse it)."""
         run = self.env[var]
         assert isinstance(run, Run)
-        needed, eqns = {var}, []
+        needed, eqns = {var}, list[Any]()
         for eqn in reversed(run.eqns):  # the equations ``var`` depends on, in order
             if needed & set(eqn.outvars):
                 eqns.insert(0, eqn)
                 needed |= {v for v in eqn.invars if not _literal(v)}
-        pieces = self._cut(eqns, lambda v, r=run.root: self._is(v, r), 0)
+        root = run.root
+        pieces = self._cut(eqns, lambda v: self._is(v, root), 0)
         if pieces is None:
             ops = ", ".join(sorted({e.primitive.name for e in eqns}))
             raise TraceError(
@@ -225,7 +231,7 @@ class Reader:
                 continue
             if not rest:
                 return [(found, last)]
-            tail = self._cut(eqns, lambda v, o=out: v is o, stop)
+            tail = self._cut(eqns, functools.partial(operator.is_, out), stop)
             if tail is not None:
                 return [(found, last), *tail]
         return None
@@ -254,12 +260,14 @@ class Reader:
         if function == "identity":
             return act
         shape = self.shapes[act.name]
-        kind = "softmax" if function == "softmax" else "activation"
         name = self.name(function, numbered=function != "softmax")
-        layer = Layer(
-            name, kind, shape, shape, function=None if kind == "softmax" else function,
-            options=options, inputs=(act.name,),
-        )  # fmt: skip
+        if function == "softmax":
+            layer = Layer(name, "softmax", shape, shape, inputs=(act.name,))
+        else:
+            layer = Layer(
+                name, "activation", shape, shape, function=function, options=options,
+                inputs=(act.name,),
+            )  # fmt: skip
         return self.record(layer, eqn)
 
     # -- batch norm ------------------------------------------------------------------------
@@ -278,7 +286,7 @@ class Reader:
         shape = self.shapes[act.name]
         if not {"mean", "var"} <= set(stats) or stats["mean"].value.shape != shape[-1:]:
             raise self.refuse(eqns[0], "a batch norm over another axis than the channels")
-        params = {
+        params: dict[str, Any] = {
             k: stats[k].value if k in stats else None for k in ("mean", "var", "scale", "bias")
         }
         out = eqns[-1].outvars[0]

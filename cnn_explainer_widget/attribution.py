@@ -25,9 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cnn_explainer_widget._forward import run
 from cnn_explainer_widget.layers import Layer
 from cnn_explainer_widget.model import resolve_network
-from cnn_explainer_widget.network import Network, apply_layer
+from cnn_explainer_widget.network import Network
 
 #: Compiled gradient functions per network, keyed by (what, layer positions).
 _compiled: weakref.WeakKeyDictionary[Network, dict[tuple[Any, ...], Any]] = (
@@ -112,13 +113,14 @@ def _channel_score(x: jax.Array, index: jax.Array) -> jax.Array:
 
 
 def _run(
-    layers: tuple[Layer, ...], params: dict[str, Any], x: jax.Array, keep: dict[str, Any]
+    layers: tuple[Layer, ...],
+    params: dict[str, Any],
+    x: jax.Array,
+    keep: dict[str, Any],
+    add: dict[str, jax.Array] | None = None,
 ) -> jax.Array:
-    for layer in layers:
-        x = apply_layer(layer, params.get(layer.name, {}), x)
-        if layer.name in keep:
-            x = jnp.where(keep[layer.name], x, 0.0)
-    return x
+    """The last of ``layers``' output (a prefix of a network's layers: any graph)."""
+    return run(layers, params, x, keep, add=add)[layers[-1].name]
 
 
 def _saliency_fn(
@@ -133,14 +135,20 @@ def _saliency_fn(
 
 def _grad_cam_fn(
     head: tuple[Layer, ...],
-    tail: tuple[Layer, ...],
+    layers: tuple[Layer, ...],
     params: dict[str, Any],
     x: jax.Array,
     index: jax.Array,
     keep: dict[str, Any],
 ) -> jax.Array:
     maps = _run(head, params, x, keep)  # (1, h, w, C): the A_k
-    grads = jax.grad(lambda a: _channel_score(_run(tail, params, a, keep), index))(maps)
+    at = head[-1].name
+
+    def score(delta: jax.Array) -> jax.Array:
+        # A_k + δ at the layer, every later layer recomputed (skip connections included).
+        return _channel_score(_run(layers, params, x, keep, add={at: delta}), index)
+
+    grads = jax.grad(score)(jnp.zeros_like(maps))
     alpha = grads.mean(axis=(1, 2), keepdims=True)  # (1, 1, 1, C)
     return jax.nn.relu(jnp.sum(alpha * maps, axis=-1))[0]
 
@@ -242,9 +250,9 @@ def grad_cam(
             f"target neuron {target_layer!r} comes before layer {cam_layer!r}: its score does "
             "not depend on that layer; pick a later neuron or an earlier layer"
         )
-    head, tail = network.layers[: at + 1], network.layers[at + 1 : stop + 1]
+    head, layers = network.layers[: at + 1], network.layers[: stop + 1]
     fn = _compiled_fn(
-        network, ("grad_cam", at, stop), lambda: functools.partial(_grad_cam_fn, head, tail)
+        network, ("grad_cam", at, stop), lambda: functools.partial(_grad_cam_fn, head, layers)
     )
     cam = fn(network._device_params, image[None], jnp.int32(index), keep)
     return np.array(cam, np.float32)

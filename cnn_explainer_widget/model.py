@@ -25,13 +25,14 @@ from cnn_explainer_widget.network import Network
 if TYPE_CHECKING:
     from flax import nnx
 
-    from cnn_explainer_widget import flax_module, model_file, tiny_vgg
+    from cnn_explainer_widget import flax_module, model_file, tiny_vgg, traced
 else:
     # Model sources that need Flax, imported when a model is given (one made with Flax, so
     # Flax is imported already) or a file loaded: the shipped Tiny VGG's widget needs none.
     flax_module = lazy_import("cnn_explainer_widget.flax_module")
     model_file = lazy_import("cnn_explainer_widget.model_file")
     tiny_vgg = lazy_import("cnn_explainer_widget.tiny_vgg")
+    traced = lazy_import("cnn_explainer_widget.traced")
 
 
 @dataclass(eq=False)
@@ -136,9 +137,11 @@ def as_network(
     classes: Any = None,
     input_shape: tuple[int, int, int] | None = None,
 ) -> Network:
-    """Turn a `TinyVGG`, an ``nnx.Sequential``, a `TrainedModel` or a `Network` into a `Network`.
+    """Turn a `TinyVGG`, any Flax NNX module, a `TrainedModel` or a `Network` into a `Network`.
 
-    ``classes`` and ``input_shape`` override a `TrainedModel`'s own.
+    An ``nnx.Sequential`` is read item by item (`cnn_explainer_widget.flax_module`); any other
+    ``nnx.Module`` from what its forward pass computes (`cnn_explainer_widget.traced`), which
+    needs ``input_shape``. ``classes`` and ``input_shape`` override a `TrainedModel`'s own.
     """
     if isinstance(model, Network):
         return model
@@ -158,9 +161,17 @@ def as_network(
         return tiny_vgg.network_from_tiny_vgg(model, classes)
     if flax_module.is_sequential(model):
         return flax_module.network_from_sequential(model, classes, input_shape)
+    if traced.is_module(model):
+        if input_shape is None:
+            raise ValueError(
+                f"give input_shape=(H, W, C) for this {type(model).__name__}: any nnx.Module is "
+                "read from what it computes on an input of that size (only an nnx.Sequential's "
+                "size can be inferred)"
+            )
+        return traced.network_from_module(model, input_shape, classes)
     raise TypeError(
-        f"expected a TinyVGG, an nnx.Sequential, a TrainedModel or a Network, got "
-        f"{type(model).__name__}"
+        f"expected a Flax NNX module (a TinyVGG, an nnx.Sequential or any nnx.Module), a "
+        f"TrainedModel or a Network, got {type(model).__name__}"
     )
 
 
@@ -172,7 +183,8 @@ def activations(x: np.ndarray, model: Any = None, ablate: Any = None) -> dict[st
     x:
         Float image(s) in [0, 1], e.g. from `load_image`.
     model:
-        ``None`` for the shipped Tiny VGG, or a `TinyVGG`, ``nnx.Sequential`` or `Network`.
+        ``None`` for the shipped Tiny VGG, or a `TinyVGG`, any Flax NNX module (another than
+        an ``nnx.Sequential`` is read at the size of ``x``), a `TrainedModel` or a `Network`.
     ablate:
         Neurons to switch off, e.g. ``{"conv_1_2": [3, 5]}``: those channels of those layers'
         outputs are set to 0 and every later layer is recomputed (a dense layer's indices are
@@ -185,39 +197,42 @@ def activations(x: np.ndarray, model: Any = None, ablate: Any = None) -> dict[st
         ``logits`` and ``probabilities``; spatial maps are ``(H, W, C)`` (with a leading ``N``
         for a batch).
     """
-    return resolve_network(model).activations(x, ablate=ablate)
+    shape = tuple(np.shape(x))[-3:] if np.ndim(x) >= 3 else None
+    return resolve_network(model, shape).activations(x, ablate=ablate)
 
 
 #: For each user model: the structure it had and the Network built for it (weak references).
 _networks: weakref.WeakKeyDictionary[Any, tuple[Any, Network]] = weakref.WeakKeyDictionary()
 
 
-def resolve_network(model: Any) -> Network:
+def resolve_network(model: Any, input_shape: tuple[int, ...] | None = None) -> Network:
     """``model`` as a `Network` (None: the shipped Tiny VGG), with its current weights.
 
-    A user's model is built into a `Network` once per structure. A model may be trained further
-    between calls, so its weights are read again every time (the arrays themselves, no copy);
-    the rest (layer records, inferred input shape, compiled pass) is kept as long as the
-    model's structure (`_structure`) is the same.
+    ``input_shape`` is used for a model that does not say its own (an ``nnx.Module`` other
+    than a ``Sequential``). A user's model is built into a `Network` once per structure. A
+    model may be trained further between calls, so its weights are read again every time (the
+    arrays themselves, no copy); the rest (layer records, inferred input shape, compiled pass)
+    is kept as long as the model's structure (`_structure`) is the same.
     """
     if model is None:
         return tiny_vgg_network()
     if isinstance(model, Network):
         return model
-    structure = _structure(model)
+    shape: Any = input_shape if _is_traced(model) else None
+    structure = _structure(model, shape)
     try:
         cached = _networks.get(model)
     except TypeError:  # not weak-referenceable: no caching
-        return as_network(model)
+        return as_network(model, input_shape=shape)
     if cached is not None and structure is not None and _same(cached[0], structure):
         network = cached[1]
         try:
             network.set_weights(_weights(model, network))
-        except ValueError:  # a kernel of another shape: not the same structure after all
+        except (ValueError, KeyError):  # another shape or parameter: not the same structure
             pass
         else:
             return network
-    network = as_network(model)
+    network = as_network(model, input_shape=shape)
     if structure is not None:
         _networks[model] = (structure, network)
     return network
@@ -255,13 +270,21 @@ def _items(model: Any) -> list[Any] | None:
     return None
 
 
-def _structure(model: Any) -> Any:
+def _is_traced(model: Any) -> bool:
+    """Whether ``model`` is read by tracing (an nnx.Module but a TinyVGG or a Sequential)."""
+    inner = model.model if isinstance(model, TrainedModel) else model
+    return _items(inner) is None and traced.is_module(inner)
+
+
+def _structure(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
     """Everything but the weights that `as_network` reads from ``model``; None: do not cache."""
     if isinstance(model, TrainedModel):
-        inner = _structure(model.model)
+        inner = _structure(model.model, model.input_shape)
         if inner is None:
             return None
         return (inner, model.classes, model.input_shape, model.layer_names, model.name)
+    if _is_traced(model):
+        return ("traced", traced.structure(model), input_shape)
     items = _items(model)
     if items is None:
         return None
@@ -270,7 +293,10 @@ def _structure(model: Any) -> Any:
 
 def _weights(model: Any, network: Network) -> dict[str, dict[str, Any]]:
     """``model``'s current kernels and biases, keyed by ``network``'s conv and dense layers."""
-    items = _items(model.model if isinstance(model, TrainedModel) else model)
+    inner = model.model if isinstance(model, TrainedModel) else model
+    if _is_traced(inner):
+        return traced.module_weights(inner, network)
+    items = _items(inner)
     assert items is not None
     holders = flax_module.weight_holders(items)
     names = [la.name for la in network.layers if la.kind in ("conv", "dense")]

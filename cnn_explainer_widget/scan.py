@@ -25,11 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from cnn_explainer_widget._forward import run
 from cnn_explainer_widget._image_stream import as_float, batches, image_files, image_source
 from cnn_explainer_widget.attribution import check_index, layer_with_neurons
 from cnn_explainer_widget.layers import Layer
 from cnn_explainer_widget.model import resolve_network
-from cnn_explainer_widget.network import Network, apply_layer, compiler_options
+from cnn_explainer_widget.network import Network, compiler_options
 
 _scanners: weakref.WeakKeyDictionary[Network, dict[tuple[Any, ...], _Scanner]] = (
     weakref.WeakKeyDictionary()
@@ -90,8 +91,7 @@ def _max_of_map_at_once(
     x = batch.astype(jnp.float32)
     if batch.dtype == jnp.uint8:
         x = x / 255.0
-    for layer in layers:
-        x = apply_layer(layer, params.get(layer.name, {}), x)
+    x = run(layers, params, x)[layers[-1].name]
     m = jax.lax.dynamic_index_in_dim(x, index, axis=-1, keepdims=False)
     if m.ndim == 1:
         return m, jnp.zeros(m.shape, jnp.int32)
@@ -247,16 +247,27 @@ def receptive_field(
     for axis, v, n in (("y", y, size[0]), ("x", x, size[1])):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= v < n:
             raise ValueError(f"{axis} must be an int in [0, {n - 1}] for {layer}, got {v!r:.40}")
-    y0, y1, x0, x1 = int(y), int(y) + 1, int(x), int(x) + 1
+    # Each layer's box (y0, y1, x0, x1) in its own output, walked back to the input; a layer
+    # reading several (an add, a concat) passes the box on to each, and boxes meet as their hull.
+    boxes: dict[str, tuple[float, float, float, float]] = {
+        network.layers[position].name: (int(y), int(y) + 1, int(x), int(x) + 1)
+    }
     for la in reversed(network.layers[: position + 1]):
-        if la.kind in ("flatten", "dense", "softmax"):
-            return (0, h), (0, w)
-        if la.kind in ("conv", "pool"):
+        if la.name not in boxes:
+            continue
+        y0, y1, x0, x1 = boxes.pop(la.name)
+        if la.kind in ("flatten", "dense", "softmax", "global_pool"):
+            y0, y1, x0, x1 = -math.inf, math.inf, -math.inf, math.inf
+        elif la.kind in ("conv", "pool"):
             assert la.kernel_size and la.stride and la.padding
-            (kh, kw), (sh, sw), ((pt, _), (pl, _)) = la.kernel_size, la.stride, la.padding
+            (kh, kw), (sh, sw), ((pt, _), (pl, _)) = la.effective_kernel(), la.stride, la.padding
             y0, y1 = y0 * sh - pt, (y1 - 1) * sh - pt + kh
             x0, x1 = x0 * sw - pl, (x1 - 1) * sw - pl + kw
-    return (max(y0, 0), min(y1, h)), (max(x0, 0), min(x1, w))
+        for source in la.inputs:
+            old = boxes.get(source, (math.inf, -math.inf, math.inf, -math.inf))
+            boxes[source] = (min(old[0], y0), max(old[1], y1), min(old[2], x0), max(old[3], x1))
+    y0, y1, x0, x1 = boxes["input"]
+    return (int(max(y0, 0)), int(min(y1, h))), (int(max(x0, 0)), int(min(x1, w)))
 
 
 __all__ = ["image_files", "receptive_field", "top_activations"]

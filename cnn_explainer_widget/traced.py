@@ -18,7 +18,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,7 @@ from jax._src import source_info_util
 
 from cnn_explainer_widget._text import short
 from cnn_explainer_widget._traced_layers import SUPPORTED_OPS
-from cnn_explainer_widget._traced_ops import Act, Par, TraceError, dotted
+from cnn_explainer_widget._traced_ops import Act, Par, TraceError
 from cnn_explainer_widget._tracer import Reader
 from cnn_explainer_widget.network import Network
 
@@ -64,7 +64,8 @@ def _where(eqn: Any) -> str:
     frames = source_info_util.user_frames(eqn.source_info.traceback)
     for frame in frames:
         if not os.path.abspath(frame.file_name).startswith(_PACKAGE_DIR + os.sep):
-            return f"{os.path.basename(frame.file_name)}:{frame.start_line} in {frame.function_name}"
+            file = os.path.basename(frame.file_name)
+            return f"{file}:{frame.start_line} in {frame.function_name}"
     return "an unknown line"
 
 
@@ -202,6 +203,11 @@ def module_weights(model: nnx.Module, network: Network) -> dict[str, dict[str, A
     return result
 
 
+def is_module(model: Any) -> TypeGuard[nnx.Module]:
+    """Whether ``model`` is a Flax NNX module."""
+    return isinstance(model, nnx.Module)
+
+
 def structure(model: nnx.Module) -> Any:
     """What decides a traced network besides the weights: the module's graph definition."""
     return (type(model), nnx.graphdef(model))
@@ -221,4 +227,11 @@ def _input_shape(input_shape: Any) -> tuple[int, int, int]:
     return (int(values[0]), int(values[1]), int(values[2]))
 
 
-__all__ = ["SUPPORTED_OPS", "TraceError", "module_weights", "network_from_module", "structure"]
+__all__ = [
+    "SUPPORTED_OPS",
+    "TraceError",
+    "is_module",
+    "module_weights",
+    "network_from_module",
+    "structure",
+]
