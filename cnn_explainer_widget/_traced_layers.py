@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cnn_explainer_widget._traced_ops import Act, Const, Par, Value, dotted
+from cnn_explainer_widget._traced_ops import (
+    Act,
+    Const,
+    Par,
+    Run,
+    Value,
+    dotted,
+    evaluate,
+    is_literal,
+)
 from cnn_explainer_widget.layers import Layer
 
 if TYPE_CHECKING:
@@ -252,4 +261,39 @@ def structural(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Val
     return handler(r, eqn, ins, uses)
 
 
-__all__ = ["HANDLERS", "SUPPORTED_OPS", "structural"]
+def batchnorm(r: Reader, scope: str, eqns: list[Any]) -> None:
+    """A batch norm's equations (one name scope) as one layer, checked on test values."""
+    path, epsilon = r.norms[scope]
+    made = {v for e in eqns for v in e.outvars}
+    outside = [v for e in eqns for v in e.invars if not is_literal(v) and v not in made]
+    values = {v: r.read(v) for v in outside}
+    acts = {v for v, x in values.items() if isinstance(x, Act | Run)}
+    if len(acts) != 1:
+        raise r.refuse(eqns[0], "a batch norm that reads more than one activation")
+    (x_var,) = acts
+    act = r.materialise(x_var) if isinstance(values[x_var], Run) else values[x_var]
+    assert isinstance(act, Act)
+    stats = {x.path[-1]: x for x in values.values() if isinstance(x, Par)}
+    shape = r.shapes[act.name]
+    if not {"mean", "var"} <= set(stats) or stats["mean"].value.shape != shape[-1:]:
+        raise r.refuse(eqns[0], "a batch norm over another axis than the channels")
+    params: dict[str, Any] = {
+        k: stats[k].value if k in stats else None for k in ("mean", "var", "scale", "bias")
+    }
+    out = eqns[-1].outvars[0]
+    name = r.name(dotted(path), numbered=False)
+    layer = Layer(name, "batchnorm", shape, shape, options={"epsilon": epsilon}, inputs=(act.name,))
+    t = np.random.default_rng(1).normal(0, 2, (r.batch, *shape)).astype(np.float32)
+    got = evaluate(eqns, lambda v: t if v is x_var else r.read(v).value)[out]  # type: ignore[union-attr]
+    want = (t - params["mean"]) / np.sqrt(params["var"] + epsilon)
+    want = want * (1 if params["scale"] is None else params["scale"]) + (
+        0 if params["bias"] is None else params["bias"]
+    )
+    if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
+        raise r.refuse(eqns[0], "a batch norm that does not use its running statistics")
+    r.params[name] = params
+    r.paths[name] = {k: stats[k].path for k in params if k in stats}
+    r.env[out] = r.record(layer, eqns[0], source=r.label(path))
+
+
+__all__ = ["HANDLERS", "SUPPORTED_OPS", "batchnorm", "structural"]

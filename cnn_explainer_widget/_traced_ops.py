@@ -58,6 +58,11 @@ class Run:
 Value = Act | Par | Const | Run
 
 
+def is_literal(v: Any) -> bool:
+    """Whether a jaxpr operand is a literal (a constant written into the equation)."""
+    return hasattr(v, "val")
+
+
 def dotted(path: Sequence[Any]) -> str:
     """A module path as text: ``("block1", "conv1")`` → ``"block1.conv1"``."""
     return ".".join(str(p) for p in path)
@@ -103,6 +108,11 @@ def _close(a: np.ndarray, b: Any) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=2e-5, atol=2e-6))
 
 
+def _short(value: float) -> float:
+    """``value`` with 6 significant digits (a fitted 0.20000000325 is the user's 0.2)."""
+    return float(f"{value:.6g}")
+
+
 def identify(fn: Callable[[np.ndarray], Any], shape: tuple[int, ...]) -> Identified | None:
     """What ``fn`` computes on arrays of ``shape``, or None if it is no function known here.
 
@@ -127,10 +137,10 @@ def identify(fn: Callable[[np.ndarray], Any], shape: tuple[int, ...]) -> Identif
             return ("gelu", {"approximate": approximate})
     negative = t < -0.5
     if negative.any():
-        slope = float(np.median(got[negative] / t[negative]))
+        slope = _short(float(np.median(got[negative] / t[negative])))
         if _close(got, jax.nn.leaky_relu(t, negative_slope=slope)):
             return ("leaky_relu", {"negative_slope": slope})
-        alpha = float(np.median(got[negative] / np.expm1(t[negative])))
+        alpha = _short(float(np.median(got[negative] / np.expm1(t[negative]))))
         if _close(got, jax.nn.elu(t, alpha=alpha)):
             return ("elu", {"alpha": alpha})
     if t.ndim == 2 and _close(got, jax.nn.softmax(t, axis=-1)):
@@ -149,5 +159,6 @@ __all__ = [
     "dotted",
     "evaluate",
     "identify",
+    "is_literal",
     "sample_values",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cnn_explainer_widget._traced_layers import structural
+from cnn_explainer_widget._traced_layers import batchnorm, structural
 from cnn_explainer_widget._traced_ops import (
     Act,
     Const,
@@ -35,12 +35,18 @@ from cnn_explainer_widget._traced_ops import (
     dotted,
     evaluate,
     identify,
+    is_literal,
 )
 from cnn_explainer_widget.layers import Layer
 
 #: Calls whose inside is read when they are not one recognised function.
 _CALLS = {"jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call"}
 #: Operations a parameter may go through on its way to a layer (shape changes only).
+#: Operations that keep a shape but mix positions: never part of an elementwise run.
+_NOT_ELEMENTWISE = (
+    "conv", "dot", "reduce_window", "cum", "concatenate", "pad", "slice", "dynamic",
+    "gather", "scatter", "rev", "transpose", "sort", "argsort", "fft", "select_and",
+)  # fmt: skip
 _PARAM_OPS = {"reshape", "broadcast_in_dim", "squeeze", "expand_dims", "convert_element_type"}
 
 
@@ -49,10 +55,6 @@ def _scope(eqn: Any) -> str | None:
     return next(
         (s for s in str(eqn.source_info.name_stack).split("/") if s.startswith("cnnx_bn_")), None
     )
-
-
-def _literal(v: Any) -> bool:
-    return hasattr(v, "val")
 
 
 class Reader:
@@ -65,13 +67,14 @@ class Reader:
 
     def __init__(
         self,
-        where: Callable[[Any], str],
+        where: Callable[[Any], str | None],
         label: Callable[[tuple[Any, ...]], str],
         norms: dict[str, tuple[tuple[Any, ...], float]],
         input_shape: tuple[int, ...],
         batch: int,
     ) -> None:
-        self.where, self.label, self.norms, self.batch = where, label, norms, batch
+        self._where, self.label, self.norms, self.batch = where, label, norms, batch
+        self.calls: list[Any] = []  # the calls being read inside, outermost first
         self.layers: list[Layer] = []
         self.params: dict[str, dict[str, np.ndarray | None]] = {}
         self.paths: dict[str, dict[str, tuple[Any, ...]]] = {}
@@ -100,6 +103,14 @@ class Reader:
         self.shapes[layer.name] = layer.output_shape
         return Act(layer.name)
 
+    def where(self, eqn: Any) -> str:
+        """Where ``eqn`` comes from in the user's code (else: the call it was read inside)."""
+        for candidate in (eqn, *reversed(self.calls)):
+            where = self._where(candidate)
+            if where is not None:
+                return where
+        return "an unknown line"
+
     def refuse(self, eqn: Any, reason: str) -> TraceError:
         return TraceError(f"cannot explain {eqn.primitive.name!r} at {self.where(eqn)}: {reason}")
 
@@ -109,8 +120,8 @@ class Reader:
         env = self.env
         env.update({v: Const(np.asarray(c)) for v, c in zip(jaxpr.constvars, consts, strict=True)})
         env.update(zip(jaxpr.invars, args, strict=True))
-        uses = Counter(v for e in jaxpr.eqns for v in e.invars if not _literal(v))
-        uses.update(v for v in jaxpr.outvars if not _literal(v))
+        uses = Counter(v for e in jaxpr.eqns for v in e.invars if not is_literal(v))
+        uses.update(v for v in jaxpr.outvars if not is_literal(v))
         done: set[int] = set()
         for i, eqn in enumerate(jaxpr.eqns):
             if i in done:
@@ -119,13 +130,13 @@ class Reader:
             if scope is not None and scope in self.norms:
                 group = [j for j in range(i, len(jaxpr.eqns)) if _scope(jaxpr.eqns[j]) == scope]
                 done.update(group)
-                self._batchnorm(scope, [jaxpr.eqns[j] for j in group])
+                batchnorm(self, scope, [jaxpr.eqns[j] for j in group])
                 continue
             self._eqn(eqn, uses)
         return [self.read(v) for v in jaxpr.outvars]
 
     def read(self, v: Any) -> Value:
-        return Const(np.asarray(v.val)) if _literal(v) else self.env[v]
+        return Const(np.asarray(v.val)) if is_literal(v) else self.env[v]
 
     def _eqn(self, eqn: Any, uses: Counter[Any]) -> None:
         prim, outs = eqn.primitive.name, eqn.outvars
@@ -137,12 +148,22 @@ class Reader:
         if not any(isinstance(x, Act | Run) for x in ins):  # a parameter being reshaped
             par = next(x for x in ins if isinstance(x, Par))
             if prim not in _PARAM_OPS or len(outs) != 1:
-                raise self.refuse(eqn, f"it computes with the parameter {dotted(par.path)}")
+                raise self.refuse(
+                    eqn,
+                    f"it computes with the parameter {dotted(par.path)} (layers must use their "
+                    "parameters as they are: a masked or otherwise computed kernel would not be "
+                    "the one explained)",
+                )
             value = evaluate([eqn], lambda v: self.read(v).value)[outs[0]]  # type: ignore[union-attr]
             self.env[outs[0]] = Par(par.path, np.asarray(value), raw=False)
             return
         root = self._one_root(ins)
-        if root is not None and root not in self.pending and self._rowwise(eqn, root):
+        if (
+            root is not None
+            and root not in self.pending
+            and self._rowwise(eqn, root)
+            and (prim not in _CALLS or self._one_function(eqn))
+        ):
             before = next((x.eqns for x in ins if isinstance(x, Run)), ())
             seen = set(before)
             for x in ins:  # two runs on the same layer meeting (x · sigmoid(x))
@@ -160,10 +181,22 @@ class Reader:
             if closed is None:
                 raise self.refuse(eqn, "a call whose inside cannot be read")
             inner = getattr(closed, "jaxpr", closed)
+            self.calls.append(eqn)
             results = self.walk(inner, list(getattr(closed, "consts", ())), ins)
+            self.calls.pop()
             self.env.update(zip(outs, results, strict=True))
             return
         self.env[outs[0]] = structural(self, eqn, ins, uses)
+
+    def _one_function(self, eqn: Any) -> bool:
+        """Whether a call computes one known elementwise function (else: read inside it)."""
+        (var,) = [v for v in eqn.invars if not is_literal(v) and not self._const(v)]
+        out = eqn.outvars[0]
+        shape = (self.batch, *tuple(var.aval.shape[1:]))
+        return (
+            identify(self._runner([eqn], out, functools.partial(operator.is_, var)), shape)
+            is not None
+        )
 
     def _one_root(self, ins: Sequence[Value]) -> str | None:
         roots = {x.name if isinstance(x, Act) else x.root for x in ins if isinstance(x, Act | Run)}
@@ -173,6 +206,8 @@ class Reader:
 
     def _rowwise(self, eqn: Any, root: str) -> bool:
         """Whether ``eqn`` keeps to the elementwise (or, on vectors, row-wise) family."""
+        if eqn.primitive.name.startswith(_NOT_ELEMENTWISE):
+            return False
         full = (self.batch, *self.shapes[root])
         allowed = {full} if len(full) != 2 else {full, (self.batch,), (self.batch, 1)}
         if any(tuple(v.aval.shape) not in allowed for v in eqn.outvars):
@@ -189,7 +224,7 @@ class Reader:
         for eqn in reversed(run.eqns):  # the equations ``var`` depends on, in order
             if needed & set(eqn.outvars):
                 eqns.insert(0, eqn)
-                needed |= {v for v in eqn.invars if not _literal(v)}
+                needed |= {v for v in eqn.invars if not is_literal(v)}
         root = run.root
         pieces = self._cut(eqns, lambda v: self._is(v, root), 0)
         if pieces is None:
@@ -221,7 +256,7 @@ class Reader:
             out = last.outvars[0]
             rest = eqns[stop:]
             made = {v for e in rest for v in e.outvars}
-            reads = {v for e in rest for v in e.invars if not _literal(v)} - made
+            reads = {v for e in rest for v in e.invars if not is_literal(v)} - made
             if rest and not reads <= {out} | {v for v in reads if self._const(v)}:
                 continue
             found = identify(
@@ -237,7 +272,7 @@ class Reader:
         return None
 
     def _root_shape(self, piece: list[Any], is_root: Callable[[Any], bool]) -> tuple[int, ...]:
-        v = next(v for e in piece for v in e.invars if not _literal(v) and is_root(v))
+        v = next(v for e in piece for v in e.invars if not is_literal(v) and is_root(v))
         return tuple(v.aval.shape[1:])
 
     def _const(self, v: Any) -> bool:
@@ -269,84 +304,6 @@ class Reader:
                 inputs=(act.name,),
             )  # fmt: skip
         return self.record(layer, eqn)
-
-    # -- batch norm ------------------------------------------------------------------------
-    def _batchnorm(self, scope: str, eqns: list[Any]) -> None:
-        path, epsilon = self.norms[scope]
-        made = {v for e in eqns for v in e.outvars}
-        outside = [v for e in eqns for v in e.invars if not _literal(v) and v not in made]
-        values = {v: self.read(v) for v in outside}
-        acts = {v for v, x in values.items() if isinstance(x, Act | Run)}
-        if len(acts) != 1:
-            raise self.refuse(eqns[0], "a batch norm that reads more than one activation")
-        (x_var,) = acts
-        act = self.materialise(x_var) if isinstance(values[x_var], Run) else values[x_var]
-        assert isinstance(act, Act)
-        stats = {x.path[-1]: x for x in values.values() if isinstance(x, Par)}
-        shape = self.shapes[act.name]
-        if not {"mean", "var"} <= set(stats) or stats["mean"].value.shape != shape[-1:]:
-            raise self.refuse(eqns[0], "a batch norm over another axis than the channels")
-        params: dict[str, Any] = {
-            k: stats[k].value if k in stats else None for k in ("mean", "var", "scale", "bias")
-        }
-        out = eqns[-1].outvars[0]
-        name = self.name(dotted(path), numbered=False)
-        layer = Layer(
-            name, "batchnorm", shape, shape, options={"epsilon": epsilon}, inputs=(act.name,)
-        )
-        t = np.random.default_rng(1).normal(0, 2, (self.batch, *shape)).astype(np.float32)
-        got = evaluate(eqns, lambda v: t if v is x_var else self.read(v).value)[out]  # type: ignore[union-attr]
-        want = (t - params["mean"]) / np.sqrt(params["var"] + epsilon)
-        want = want * (1 if params["scale"] is None else params["scale"]) + (
-            0 if params["bias"] is None else params["bias"]
-        )
-        if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
-            raise self.refuse(eqns[0], "a batch norm that does not use its running statistics")
-        self.params[name] = params
-        self.paths[name] = {k: stats[k].path for k in params if k in stats}
-        self.env[out] = self.record(layer, eqns[0], source=self.label(path))
-
-    # -- the end ---------------------------------------------------------------------------
-    def finish(self, var: Any) -> list[Layer]:
-        """The layers that compute output ``var``, ending in a dense layer and its softmax."""
-        out = self.read(var)
-        if isinstance(out, Run):
-            out = self.materialise(var)
-        if not isinstance(out, Act) or out.name == "input":
-            raise TraceError("the model's output is not computed from its input by layers")
-        reach, todo = set(), [out.name]
-        by_name = {la.name: la for la in self.layers}
-        while todo:
-            name = todo.pop()
-            if name != "input" and name not in reach:
-                reach.add(name)
-                todo.extend(by_name[name].inputs)
-        layers = [la for la in self.layers if la.name in reach]
-        for name, eqn in self.pending.items():
-            if name in reach:
-                raise self.refuse(
-                    eqn, "a sum over a window or the map that is not divided by its size"
-                )
-        last = layers[-1]
-        if last.kind == "dense":
-            shape = last.output_shape
-            layers.append(
-                Layer(
-                    self.name("softmax", numbered=False),
-                    "softmax",
-                    shape,
-                    shape,
-                    inputs=(last.name,),
-                    source=last.source,
-                )
-            )
-        elif last.kind != "softmax" or by_name[last.inputs[0]].kind != "dense":
-            raise TraceError(
-                f"the model's output comes from {last.kind} {last.name!r} ({last.source}); the "
-                "explainer needs class scores from a final dense layer (nnx.Linear), optionally "
-                "followed by a softmax"
-            )
-        return layers
 
 
 __all__ = ["Reader"]

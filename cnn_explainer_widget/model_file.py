@@ -72,6 +72,16 @@ def write_model_file(
     `read_model_file` gives it back as an ``nnx.Sequential`` with the same layer names and the
     same outputs.
     """
+    previous = "input"
+    for layer in network.layers:
+        plain = layer.kind in ("conv", "activation", "pool", "flatten", "dense", "softmax")
+        if not plain or layer.inputs != (previous,) or layer.groups != 1 or layer.dilation:
+            raise ValueError(
+                f"cannot save {layer.name!r} ({layer.kind}): a model file holds a sequence of "
+                "conv, activation, pool, flatten and dense layers (no graph, batch norm, groups "
+                "or dilation); save your module's weights with Flax instead (nnx.state)"
+            )
+        previous = layer.name
     tensors: dict[str, np.ndarray] = {}
     layers: list[dict[str, Any]] = []
     for layer in network.layers:

@@ -28,8 +28,9 @@ from jax._src import source_info_util
 
 from cnn_explainer_widget._text import short
 from cnn_explainer_widget._traced_layers import SUPPORTED_OPS
-from cnn_explainer_widget._traced_ops import Act, Par, TraceError
+from cnn_explainer_widget._traced_ops import Act, Par, Run, TraceError
 from cnn_explainer_widget._tracer import Reader
+from cnn_explainer_widget.layers import Layer
 from cnn_explainer_widget.network import Network
 
 #: Batch size of the traced input: 2, so the batch axis is told apart from any size-1 axis.
@@ -59,14 +60,14 @@ def _leaves(state: Any) -> list[tuple[tuple[Any, ...], Any]]:
     return out
 
 
-def _where(eqn: Any) -> str:
-    """``file.py:line in function`` of the user's code that made ``eqn``."""
+def _where(eqn: Any) -> str | None:
+    """``file.py:line in function`` of the user's code that made ``eqn``, if known."""
     frames = source_info_util.user_frames(eqn.source_info.traceback)
     for frame in frames:
         if not os.path.abspath(frame.file_name).startswith(_PACKAGE_DIR + os.sep):
             file = os.path.basename(frame.file_name)
             return f"{file}:{frame.start_line} in {frame.function_name}"
-    return "an unknown line"
+    return None
 
 
 @contextlib.contextmanager
@@ -144,8 +145,8 @@ def network_from_module(
             closed = jax.make_jaxpr(forward)(leaves, jnp.zeros((_BATCH, h, w, c), jnp.float32))
         except Exception as exc:  # the user's own code failed on this input
             raise ValueError(
-                f"the model cannot run on an input shaped {(h, w, c)} ({type(exc).__name__}: "
-                f"{short(str(exc), 300)}); give the input_shape=(H, W, C) it was made for"
+                f"the model raised {type(exc).__name__} when run on an input shaped {(h, w, c)}: "
+                f"{short(str(exc), 300)} (is input_shape the size it was made for?)"
             ) from exc
     del paths
     jaxpr = closed.jaxpr
@@ -156,7 +157,7 @@ def network_from_module(
     args = [Par(path, _numbers(leaf)) for path, leaf in named]
     reader.walk(jaxpr, closed.consts, [*args, Act("input")])
     try:
-        layers = reader.finish(jaxpr.outvars[0])
+        layers = _finish(reader, jaxpr.outvars[0])
     except TraceError:
         raise
     n_out = layers[-1].output_shape[0]
@@ -165,6 +166,46 @@ def network_from_module(
     network = Network(layers, params, (h, w, c), classes, name=name)
     _paths[network] = {la.name: reader.paths[la.name] for la in layers if la.name in params}
     return network
+
+
+def _finish(r: Reader, var: Any) -> list[Layer]:
+    """The layers that compute output ``var``, ending in a dense layer and its softmax."""
+    out = r.read(var)
+    if isinstance(out, Run):
+        out = r.materialise(var)
+    if not isinstance(out, Act) or out.name == "input":
+        raise TraceError("the model's output is not computed from its input by layers")
+    reach, todo = set(), [out.name]
+    by_name = {la.name: la for la in r.layers}
+    while todo:
+        name = todo.pop()
+        if name != "input" and name not in reach:
+            reach.add(name)
+            todo.extend(by_name[name].inputs)
+    layers = [la for la in r.layers if la.name in reach]
+    for name, eqn in r.pending.items():
+        if name in reach:
+            raise r.refuse(eqn, "a sum over a window or the map that is not divided by its size")
+    last = layers[-1]
+    if last.kind == "dense":
+        shape = last.output_shape
+        layers.append(
+            Layer(
+                r.name("softmax", numbered=False),
+                "softmax",
+                shape,
+                shape,
+                inputs=(last.name,),
+                source=last.source,
+            )
+        )
+    elif last.kind != "softmax" or by_name[last.inputs[0]].kind != "dense":
+        raise TraceError(
+            f"the model's output comes from {last.kind} {last.name!r} ({last.source}); the "
+            "explainer needs class scores from a final dense layer (nnx.Linear), optionally "
+            "followed by a softmax"
+        )
+    return layers
 
 
 def _numbers(leaf: Any) -> np.ndarray:

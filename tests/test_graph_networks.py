@@ -21,7 +21,7 @@ from flax import nnx
 from cnn_explainer_widget import Network
 from cnn_explainer_widget._protocol import encode_network
 from cnn_explainer_widget.explain import explain_neuron
-from cnn_explainer_widget.layers import Layer
+from cnn_explainer_widget.layers import ACTIVATIONS, Layer
 
 from conftest import ROOT
 
@@ -116,7 +116,11 @@ def test_every_layer_of_the_graph_fixture_equals_flax(graph: Network) -> None:
 
 
 def test_every_neuron_of_the_graph_fixture_is_explained_exactly(graph: Network) -> None:
-    x = _image(graph, 1)
+    check_every_neuron(graph, _image(graph, 1))
+
+
+def check_every_neuron(graph: Network, x: np.ndarray) -> None:
+    """Every neuron of every layer, at three random positions: its math gives its value."""
     acts = graph.activations(x)
     rng = np.random.default_rng(2)
     for layer in graph.layers:
@@ -126,16 +130,16 @@ def test_every_neuron_of_the_graph_fixture_is_explained_exactly(graph: Network) 
         for index in range(out.shape[-1]):
             if out.ndim == 1:
                 n = explain_neuron(graph, acts, layer.name, index)
-                _check(layer, n, float(out[index]))
+                check_neuron(layer, n, float(out[index]))
                 continue
             for _ in range(3):
                 y, xx = int(rng.integers(out.shape[0])), int(rng.integers(out.shape[1]))
                 n = explain_neuron(graph, acts, layer.name, index, y, xx)
                 assert n.value == pytest.approx(float(out[y, xx, index]), abs=TOL)
-                _check(layer, n, float(out[y, xx, index]))
+                check_neuron(layer, n, float(out[y, xx, index]))
 
 
-def _check(layer: Layer, n: Any, value: float) -> None:
+def check_neuron(layer: Layer, n: Any, value: float) -> None:
     """The neuron's own numbers give its value (the math a detail view shows)."""
     if n.kind != "concat":
         assert n.sources == layer.inputs
@@ -162,6 +166,18 @@ def _check(layer: Layer, n: Any, value: float) -> None:
         value = n.logit if n.kind == "output" else value
     elif n.kind == "relu":
         got = max(float(n.window[0, 0]), 0.0)
+    elif n.kind == "activation":
+        fn = ACTIVATIONS[layer.function]
+        (v,) = np.asarray(n.inputs if n.window is None else n.window).reshape(-1)[:1]
+        got = float(fn(np.float32(v), **layer.options))
+    elif n.kind == "pool":
+        w = n.window[~np.isnan(n.window)]
+        if layer.function == "max":
+            got = float(w.max())
+        elif layer.options.get("count_include_pad", True):
+            got = float(w.sum()) / (n.window.size)
+        else:
+            got = float(w.mean())
     else:
         raise AssertionError(f"unchecked kind {n.kind}")
     assert got == pytest.approx(value, abs=TOL), (layer.name, n.index)
