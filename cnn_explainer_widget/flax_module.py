@@ -512,6 +512,23 @@ def is_sequential(model: Any) -> TypeGuard[nnx.Sequential]:
     return isinstance(model, nnx.Sequential)
 
 
+def needs_tracing(model: nnx.Sequential) -> int | None:
+    """The first item of a ``Sequential`` only the tracer reads (batch norm, groups, dilation).
+
+    Such a ``Sequential`` is explained by `cnn_explainer_widget.traced`, like any module.
+    None when every item is one `network_from_layers` reads.
+    """
+    for i, item in enumerate(model.layers):
+        if isinstance(item, nnx.BatchNorm):
+            return i
+        if isinstance(item, nnx.Conv) and (
+            item.feature_group_count != 1
+            or any(d != 1 for d in np.atleast_1d(item.kernel_dilation or 1))
+        ):
+            return i
+    return None
+
+
 def item_structure(item: Any) -> Any:
     """What of one layer decides its `Layer` records: its type and hyperparameters.
 
@@ -572,6 +589,7 @@ __all__ = [
     "is_sequential",
     "item_structure",
     "logits",
+    "needs_tracing",
     "network_from_layers",
     "network_from_sequential",
     "probabilities",

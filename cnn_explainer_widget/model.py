@@ -159,16 +159,16 @@ def as_network(
         return as_network(model.model, classes, input_shape)
     if isinstance(model, tiny_vgg.TinyVGG):
         return tiny_vgg.network_from_tiny_vgg(model, classes)
-    if flax_module.is_sequential(model):
-        return flax_module.network_from_sequential(model, classes, input_shape)
-    if traced.is_module(model):
+    if _is_traced(model):
         if input_shape is None:
             raise ValueError(
-                f"give input_shape=(H, W, C) for this {type(model).__name__}: any nnx.Module is "
-                "read from what it computes on an input of that size (only an nnx.Sequential's "
-                "size can be inferred)"
+                f"give input_shape=(H, W, C) for this {type(model).__name__}: any nnx.Module "
+                "other than a plain nnx.Sequential (one with batch norm, grouped or dilated "
+                "convolutions too) is read from what it computes on an input of that size"
             )
         return traced.network_from_module(model, input_shape, classes)
+    if flax_module.is_sequential(model):
+        return flax_module.network_from_sequential(model, classes, input_shape)
     raise TypeError(
         f"expected a Flax NNX module (a TinyVGG, an nnx.Sequential or any nnx.Module), a "
         f"TrainedModel or a Network, got {type(model).__name__}"
@@ -271,8 +271,10 @@ def _items(model: Any) -> list[Any] | None:
 
 
 def _is_traced(model: Any) -> bool:
-    """Whether ``model`` is read by tracing (an nnx.Module but a TinyVGG or a Sequential)."""
+    """Whether ``model`` is read by tracing: not a TinyVGG nor a Sequential of plain layers."""
     inner = model.model if isinstance(model, TrainedModel) else model
+    if flax_module.is_sequential(inner):
+        return flax_module.needs_tracing(inner) is not None
     return _items(inner) is None and traced.is_module(inner)
 
 

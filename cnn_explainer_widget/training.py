@@ -25,7 +25,7 @@ from flax import nnx
 from cnn_explainer_widget._arrays import as_images, as_labels
 from cnn_explainer_widget._training_loop import fit
 from cnn_explainer_widget.datasets import read_image_folder
-from cnn_explainer_widget.flax_module import infer_input_shape
+from cnn_explainer_widget.flax_module import infer_input_shape, needs_tracing
 from cnn_explainer_widget.model import TrainedModel, as_network
 from cnn_explainer_widget.tiny_vgg import INPUT_SHAPE, LAYER_NAMES, TinyVGG, make_tiny_vgg
 
@@ -120,6 +120,19 @@ def train(
         raise TypeError(
             f"model must be None, an nnx.Sequential, a TinyVGG or a TrainedModel, got "
             f"{type(model).__name__}"
+        )
+    if model is not None and not isinstance(model, nnx.Sequential | TinyVGG):
+        raise TypeError(
+            f"train() trains an nnx.Sequential or a TinyVGG, got a {type(model).__name__}: train "
+            "it with your own loop, then pass it to CNNExplainer(model=..., input_shape=...)"
+        )
+    bad = needs_tracing(model) if isinstance(model, nnx.Sequential) else None
+    if isinstance(model, nnx.Sequential) and bad is not None:
+        raise ValueError(
+            f"unsupported layer {bad} ({type(model.layers[bad]).__name__}): train() trains "
+            "conv, activation, pool, flatten and dense layers (no batch norm, groups or "
+            "dilation); train such a model "
+            "with your own loop, then pass it to CNNExplainer(model=..., input_shape=...)"
         )
     if isinstance(model, nnx.Sequential) and any(isinstance(m, nnx.Dropout) for m in model.layers):
         raise ValueError(

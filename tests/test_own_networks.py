@@ -400,18 +400,32 @@ def _base(*middle: Any) -> list[Any]:
 @pytest.mark.parametrize(
     ("item", "named"),
     [
-        (nnx.BatchNorm(2, rngs=nnx.Rngs(0)), "BatchNorm"),
         (lambda x: x * 2, "<lambda>"),
         (nnx.LayerNorm(2, rngs=nnx.Rngs(0)), "LayerNorm"),
         (jax.numpy.abs, "abs"),
     ],
-    ids=["batchnorm", "lambda", "layernorm", "abs"],
+    ids=["lambda", "layernorm", "abs"],
 )
 def test_unsupported_layer_is_named(item, named):
     model = nnx.Sequential(*_base(item))
     with pytest.raises(ValueError, match=rf"unsupported layer 1 \({named}"):
         CNNExplainer(model=model, input_shape=(8, 8, 1))
     with pytest.raises(ValueError, match=rf"unsupported layer 1 \({named}"):
+        train(model, np.zeros((6, 8, 8, 1), np.float32), [0, 1, 2, 0, 1, 2], progress=False)
+
+
+def test_a_sequential_with_batch_norm_is_explained_by_tracing_and_not_trained():
+    model = nnx.Sequential(*_base(nnx.BatchNorm(2, rngs=nnx.Rngs(0)), nnx.relu))
+    model.layers[1].mean[...] = jax.numpy.array([0.5, -0.25])
+    network = as_network(model, input_shape=(8, 8, 1))
+    assert [la.kind for la in network.layers][:3] == ["conv", "batchnorm", "activation"]
+    x = np.random.default_rng(0).random((8, 8, 1), dtype=np.float32)
+    model.eval()
+    want = np.asarray(model.layers[1](model.layers[0](x[None])))[0]
+    np.testing.assert_allclose(activations(x, model=model)[network.layers[1].name], want, atol=TOL)
+    with pytest.raises(ValueError, match=r"give input_shape=\(H, W, C\) for this Sequential"):
+        as_network(model)
+    with pytest.raises(ValueError, match=r"unsupported layer 1 \(BatchNorm"):
         train(model, np.zeros((6, 8, 8, 1), np.float32), [0, 1, 2, 0, 1, 2], progress=False)
 
 
@@ -423,8 +437,8 @@ def test_other_refusals_name_the_layer():
         Flatten(),
         nnx.Linear(8 * 8 * 2, 3, rngs=r),
     )
-    with pytest.raises(ValueError, match=r"layer 0 \(Conv\): dilated"):
-        as_network(dilated, input_shape=(8, 8, 1))
+    # Read by tracing (as any module with batch norm, groups or dilation): explained, not refused.
+    assert as_network(dilated, input_shape=(8, 8, 1)).layers[0].dilation == (2, 2)
     early_softmax = nnx.Sequential(*_base(nnx.softmax))
     with pytest.raises(ValueError, match=r"layer 1 .*softmax is only supported as the last"):
         as_network(early_softmax, input_shape=(8, 8, 1))
@@ -434,8 +448,15 @@ def test_other_refusals_name_the_layer():
     no_flatten = nnx.Sequential(nnx.Conv(1, 2, (3, 3), rngs=r), nnx.Linear(2, 3, rngs=r))
     with pytest.raises(ValueError, match=r"layer 1 \(Linear\).*Flatten"):
         as_network(no_flatten, input_shape=(8, 8, 1))
-    with pytest.raises(TypeError, match="expected a TinyVGG, an nnx.Sequential"):
+    with pytest.raises(
+        TypeError, match=r"expected a Flax NNX module \(a TinyVGG, an nnx.Sequential"
+    ):
+        CNNExplainer(model="my_model.py")
+    # Any other module is traced, at the size it is given.
+    with pytest.raises(ValueError, match=r"give input_shape=\(H, W, C\) for this Linear"):
         CNNExplainer(model=nnx.Linear(2, 3, rngs=r))
+    with pytest.raises(ValueError, match=r"'dot_general' at .*: a dense layer on an output shaped"):
+        CNNExplainer(model=nnx.Linear(2, 3, rngs=r), input_shape=(4, 4, 2))
 
 
 def test_activations_follow_a_model_trained_further():
