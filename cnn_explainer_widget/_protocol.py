@@ -46,10 +46,21 @@ channel's true range (one entry per neuron; a 1-D layer has a single entry). A l
 end can rebuild bit for bit from the layer before it (a ReLU, a max pool) has no ``offset`` but
 ``"derived": {"op": "relu" | "max_pool", "from": name, ...}`` (a max pool adds ``window``,
 ``stride`` and ``padding`` as in the network message); see `_derivation`.
+
+Large layers (`FULL_UPDATE_BYTES`): when an update sent this way would exceed 4 MiB, every
+spatial map but a small input (at most `EXACT_INPUT_BYTES`) travels as a *preview* instead:
+no ``offset``, but ``"preview": {"shape": [C, h, w], "offset": bytes into "previews"}`` where
+``previews`` is a second ``bytes`` entry of the message holding uint8 maps: each channel
+averaged over blocks down to at most `PREVIEW_SIDE` pixels on its longer side (the size the
+overview draws), then quantised over the channel's true ``min``/``max`` (0 → min, 255 → max).
+No map is derived then. The front end paints the overview from previews and asks the kernel for
+the exact float32 values a view needs with the ``fetch`` message (`cnn_explainer_widget._fetch`):
+Tiny VGG and any network whose exact update fits keep the exact payload, without ``previews``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -59,6 +70,15 @@ from cnn_explainer_widget.network import Network
 
 #: Version of the payload schema; js/src/payload.ts has the same number (a test checks).
 PROTOCOL_VERSION = 3
+
+#: Largest exact update (float32 maps, ReLU/max-pool as recipes); beyond it maps go as previews.
+FULL_UPDATE_BYTES = 4 * 2**20
+#: Longest side of a preview map: the overview draws maps at most 56 px wide.
+PREVIEW_SIDE = 56
+#: An input up to this size stays exact in a reduced update (the first layer's views read it).
+EXACT_INPUT_BYTES = 2**20
+#: What one image update should move at most; `payload_warning` speaks above it.
+UPDATE_BUDGET_BYTES = 5_000_000
 
 
 def layer_modules(network: Network) -> list[int]:
@@ -178,7 +198,8 @@ def encode_activations(
 
     With ``derive`` (the default) ReLU and max-pool maps are sent as recipes (`_derivation`)
     rather than numbers; ``derive=False`` sends every map (the front end's test fixtures use it
-    as the ground truth the rebuilt maps are checked against).
+    as the ground truth the rebuilt maps are checked against). An update whose exact maps would
+    take more than `FULL_UPDATE_BYTES` sends previews instead (see the module docstring).
 
     Each map sent is copied once, channel first, straight into the payload's buffer, and its
     ranges are reduced over that contiguous copy (reducing over a transposed view is about
@@ -197,6 +218,13 @@ def encode_activations(
         if derived is None:
             total += value.size
         plan.append((name, value, derived))
+    head = {
+        "version": PROTOCOL_VERSION,
+        "seq": seq,
+        "image": {"name": image_name, "source": image_source},
+    }
+    if 4 * total > FULL_UPDATE_BYTES:
+        return head | _encode_reduced([(name, value) for name, value, _ in plan])
     data = np.empty(total, "<f4")
     ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     entries: list[dict[str, Any]] = []
@@ -226,10 +254,100 @@ def encode_activations(
         if derived is not None:
             entry["derived"] = derived
         entries.append(entry)
-    return {
-        "version": PROTOCOL_VERSION,
-        "seq": seq,
-        "image": {"name": image_name, "source": image_source},
-        "layers": entries,
-        "data": data.tobytes(),
-    }
+    return head | {"layers": entries, "data": data.tobytes()}
+
+
+def preview_shape(height: int, width: int, side: int = PREVIEW_SIDE) -> tuple[int, int]:
+    """Size of a map's preview: the map scaled down to at most ``side`` on its longer side."""
+    scale = min(1.0, side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _block_mean(value: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Mean over ``size`` nearly equal blocks of ``value`` along ``axis``."""
+    n = value.shape[axis]
+    if size == n:
+        return value
+    if n % size == 0:  # equal blocks: a reshape, ten times faster than reduceat
+        k = n // size
+        blocks = value.reshape(*value.shape[:axis], size, k, *value.shape[axis + 1 :])
+        return blocks.sum(axis=axis + 1, dtype=np.float32) * np.float32(1 / k)
+    starts = (np.arange(size) * n) // size
+    counts = np.diff(np.append(starts, n)).astype(np.float32)
+    sums = np.add.reduceat(value, starts, axis=axis, dtype=np.float32)
+    shape = [1] * value.ndim
+    shape[axis] = size
+    return sums / counts.reshape(shape)
+
+
+def preview(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """An (H, W, C) map as uint8 (C, h, w): block means quantised over each channel's range.
+
+    Level ``q`` stands for ``lo + q * (hi - lo) / 255``; a channel with one value (or a range
+    that is not finite) is all 0. NaN and infinite means go to the nearest end.
+    """
+    h, w = preview_shape(value.shape[0], value.shape[1])
+    small = _block_mean(_block_mean(value, 0, h), 1, w)
+    span = (hi - lo).astype(np.float32)
+    ok = np.isfinite(span) & (span > 0)
+    scale = np.where(ok, 255 / np.where(ok, span, 1), 0).astype(np.float32)
+    offset = np.where(np.isfinite(lo), lo, 0).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.nan_to_num((small - offset) * scale, nan=0.0, posinf=255.0, neginf=0.0)
+    q = np.rint(np.clip(q, 0, 255)).astype(np.uint8)
+    return np.ascontiguousarray(q.transpose(2, 0, 1))
+
+
+def _encode_reduced(plan: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
+    """Layers, exact data and previews of an update too large to send exactly."""
+    exact: list[np.ndarray] = []
+    small: list[bytes] = []
+    entries: list[dict[str, Any]] = []
+    offset = byte = 0
+    for name, value in plan:
+        if value.ndim == 3:
+            shape = [value.shape[2], *value.shape[:2]]
+            lo, hi = value.min(axis=(0, 1)), value.max(axis=(0, 1))
+        else:
+            shape = list(value.shape)
+            lo, hi = value.min(keepdims=True), value.max(keepdims=True)
+        entry: dict[str, Any] = {"name": name, "shape": shape}
+        if value.ndim != 3 or (name == "input" and value.nbytes <= EXACT_INPUT_BYTES):
+            flat = value.transpose(2, 0, 1) if value.ndim == 3 else value
+            exact.append(np.ascontiguousarray(flat, "<f4").reshape(-1))
+            entry["offset"] = offset
+            offset += value.size
+        else:
+            q = preview(value, lo, hi)
+            entry["preview"] = {"shape": list(q.shape), "offset": byte}
+            small.append(q.tobytes())
+            byte += q.size
+        entry["min"], entry["max"] = lo.tolist(), hi.tolist()
+        entries.append(entry)
+    data = np.concatenate(exact) if exact else np.empty(0, "<f4")
+    return {"layers": entries, "data": data.tobytes(), "previews": b"".join(small)}
+
+
+def message_bytes(message: dict[str, Any]) -> int:
+    """Bytes ``message`` takes on the wire: its JSON without binary entries, plus those."""
+    binary = {k: v for k, v in message.items() if isinstance(v, bytes | memoryview)}
+    rest = {k: v for k, v in message.items() if k not in binary}
+    return len(json.dumps(rest, separators=(",", ":"))) + sum(
+        memoryview(v).nbytes for v in binary.values()
+    )
+
+
+def payload_warning(network: Network, message: dict[str, Any]) -> str | None:
+    """What to tell the user when one image update of ``network`` is over the budget, or None."""
+    size = message_bytes(message)
+    if size <= UPDATE_BUDGET_BYTES:
+        return None
+    maps = sum(1 for e in message["layers"] if "preview" in e)
+    return (
+        f"{network.name}: every image update sends {size / 1e6:.1f} MB to the page "
+        f"({maps} layers of maps, previews included; the widget aims at "
+        f"{UPDATE_BUDGET_BYTES / 1e6:.0f} MB), so each new image will be slow to draw and the "
+        "page will hold a lot of memory. Use a smaller input_shape, fewer or narrower layers, "
+        "or pool earlier; activations(x, model=...) gives every value in Python without the "
+        "widget."
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnn_explainer_widget import _export
-from cnn_explainer_widget._protocol import encode_activations, encode_network
+from cnn_explainer_widget._protocol import encode_activations, encode_network, payload_warning
 from cnn_explainer_widget._shipped import INPUT_SHAPE, tiny_vgg_network
 from cnn_explainer_widget._text import clean_name, short
 from cnn_explainer_widget._uploads import MAX_UPLOAD_BYTES, ChunkedUploads
@@ -82,9 +83,12 @@ class CNNExplainer(PageMessages):
         acts = network.activations(pixels)
         self._set_shown(pixels, acts, name)
         self._image_info = info
+        payload = encode_activations(network, acts, self._seq, name, "python")
+        if (too_large := payload_warning(network, payload)) is not None:
+            warnings.warn(too_large, stacklevel=2)
         super().__init__(
             _network=encode_network(network),
-            _activations=encode_activations(network, acts, self._seq, name, "python"),
+            _activations=payload,
             _image_notice=info.notice(name),
             _thumbnails=[
                 {"name": f, "label": label, "data": default_image_path(f).read_bytes()}

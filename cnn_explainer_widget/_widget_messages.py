@@ -11,6 +11,7 @@ from typing import Any
 import traitlets
 
 from cnn_explainer_widget import _export
+from cnn_explainer_widget._fetch import fetch_replies
 from cnn_explainer_widget._uploads import ChunkedUploads, UploadRefused, whole_upload
 from cnn_explainer_widget._whyif import OVERLAYS
 from cnn_explainer_widget._widget_state import (
@@ -99,6 +100,8 @@ class PageMessages(WidgetState):
                         self._use_upload(*upload)
             elif kind in ("picture", "view"):
                 self._pictures.handle(content, buffers)
+            elif kind == "fetch":
+                self._answer_fetch(content)
             elif kind == "choose":
                 index = content.get("index")
                 if type(index) is int and 0 <= index < len(DEFAULT_IMAGES):
@@ -112,6 +115,13 @@ class PageMessages(WidgetState):
                     self._show(pixels, info, self._top_names[rank], "top")
         # Callbacks a user registered with on_msg still run.
         super()._handle_custom_msg(content, buffers)
+
+    def _answer_fetch(self, content: dict[str, Any]) -> None:
+        """Send the exact maps a view asked for (`cnn_explainer_widget._fetch`)."""
+        with self._update_lock:  # the activations and the seq the page was sent, together
+            acts, seq = self._acts, self._activations["seq"]
+        for reply, buffers in fetch_replies(self._net, acts, seq, content):
+            self.send(reply, buffers)
 
     def _use_upload(self, name: str, data: bytes) -> None:
         # Decoding a large photo can take a second: say so in the view while it runs.
