@@ -271,7 +271,8 @@ def _block_mean(value: np.ndarray, axis: int, size: int) -> np.ndarray:
     if n % size == 0:  # equal blocks: a reshape, ten times faster than reduceat
         k = n // size
         blocks = value.reshape(*value.shape[:axis], size, k, *value.shape[axis + 1 :])
-        return blocks.sum(axis=axis + 1, dtype=np.float32) * np.float32(1 / k)
+        mean: np.ndarray = blocks.sum(axis=axis + 1, dtype=np.float32) * np.float32(1 / k)
+        return mean
     starts = (np.arange(size) * n) // size
     counts = np.diff(np.append(starts, n)).astype(np.float32)
     sums = np.add.reduceat(value, starts, axis=axis, dtype=np.float32)

@@ -20,6 +20,7 @@ import {
   decodeNetwork,
 } from "./payload";
 import { channelName } from "./names";
+import { Fetcher, type FetchModel, keepOnly, missing, viewNeeds } from "./fetch";
 import { ErrorBanner } from "./ui/banner";
 import { Pictures } from "./export/menu";
 import { ConnectionWatch, watchConnection } from "./ui/connection";
@@ -72,6 +73,10 @@ export class CnnExplainerView {
   private timer = 0;
   private received = 0;
   private readonly handlers: [string, () => void][] = [];
+  /** Exact values of large layers for the views (js/src/fetch.ts). */
+  private readonly fetcher: Fetcher;
+  /** The selection and image whose values are being fetched ("" when none). */
+  private fetching = "";
 
   constructor(
     private readonly model: AnyModel<WidgetModel>,
@@ -112,6 +117,7 @@ export class CnnExplainerView {
     this.root.append(h("div", { class: "cnnx-drop-hint", "aria-hidden": "true" }, "Drop an image to explain it"));
     el.append(this.root);
     this.whyif = new WhyIf(this.root, model as unknown as AnyModel<WhyIfModel>, () => this.network);
+    this.fetcher = new Fetcher(model as unknown as FetchModel);
 
     this.on("change:_network", () => {
       this.networkDirty = true;
@@ -221,7 +227,7 @@ export class CnnExplainerView {
         this.root.dataset.drawMs = (t1 - this.received).toFixed(1); // message -> drawn
         this.root.dataset.paintMs = (t1 - t0).toFixed(1); // decode + repaint only
         this.root.dataset.ready = "1";
-        if (this.view) this.view.update(this.elasticContext());
+        if (this.view && this.selection && this.exactFor(this.selection)) this.view.update(this.elasticContext());
         if (selectionChanged || !this.view) this.syncDetail();
       } else if (selectionChanged) {
         this.syncDetail();
@@ -312,9 +318,49 @@ export class CnnExplainerView {
       this.view.setPosition(sel.y, sel.x);
       return;
     }
+    if (!this.exactFor(sel)) return; // opened once its values are in
     // A position given from Python asks for the numbers at that position: the formula level.
     this.page = 0;
     this.openView(sel, sel.y !== undefined && sel.x !== undefined, true);
+  }
+
+  /**
+   * Whether the current activations hold exactly what the view of `sel` reads. If not, the
+   * missing maps are fetched from the kernel and the view opens (or updates) once they are in.
+   */
+  private exactFor(sel: Selection): boolean {
+    const network = this.network;
+    const acts = this.acts;
+    if (!network || !acts) return false;
+    const needs = viewNeeds(network, acts, sel.layer, sel.index);
+    if (!missing(acts, needs).length) {
+      keepOnly(acts, needs);
+      return true;
+    }
+    if ((this.model as { kernelless?: boolean }).kernelless === true) {
+      this.banner.set(`This saved copy holds previews of ${needs.map((w) => w.layer).join(", ")}, not their values: explaining ${sel.layer} needs the kernel.`);
+      return false;
+    }
+    const key = `${acts.seq}/${sel.layer}/${sel.index}`;
+    if (this.fetching === key) return false; // asked already
+    this.fetching = key;
+    this.root.dataset.fetching = "1";
+    this.fetcher.request(acts, needs, (error) => {
+      if (error === "replaced") return;
+      this.fetching = "";
+      this.root.dataset.fetching = "0";
+      this.root.dataset.fetched = String(this.fetcher.fetched);
+      if (error === "stale") return; // a newer image is on its way; its view asks again
+      if (error !== null) {
+        this.banner.set(`Could not explain ${sel.layer}: ${error}`);
+        return;
+      }
+      const cur = this.selection;
+      if (!cur || cur.layer !== sel.layer || cur.index !== sel.index || this.acts !== acts) return;
+      if (this.view && this.viewKey === `${sel.layer}/${sel.index}`) this.view.update(this.elasticContext());
+      else this.syncDetail();
+    });
+    return false;
   }
 
   private elasticContext(): ElasticContext {
@@ -514,6 +560,7 @@ export class CnnExplainerView {
     if (this.frame) cancelAnimationFrame(this.frame);
     if (this.timer) clearTimeout(this.timer);
     this.ro?.disconnect();
+    this.fetcher.destroy();
     this.sendPos.cancel();
     this.overview.animator.finish();
     this.view?.destroy();

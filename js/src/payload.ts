@@ -75,8 +75,10 @@ export interface Derivation {
 export interface ActivationEntry {
   name: string;
   shape: number[]; // [C, H, W] for spatial maps, [N] for vectors
-  offset?: number; // absent when `derived` is given
+  offset?: number; // absent when `derived` or `preview` is given
   derived?: Derivation;
+  /** A large map sent reduced: uint8 [C, h, w] at `offset` bytes into the message's `previews`. */
+  preview?: { shape: [number, number, number]; offset: number };
   min: number[];
   max: number[];
 }
@@ -87,15 +89,33 @@ export interface ActivationsMessage {
   image: { name: string; source: string };
   layers: ActivationEntry[];
   data: DataView;
+  /** Only in updates too large to send exactly (see `ActivationEntry.preview`). */
+  previews?: DataView;
+}
+
+/**
+ * A map sent reduced: each channel's block means at `shape` [C, h, w], quantised over the
+ * channel's true range (level q stands for min + q · (max − min) / 255).
+ */
+export interface Preview {
+  shape: [number, number, number];
+  data: Uint8Array;
 }
 
 /** A decoded layer's values: `values` is channel-first. */
 export interface LayerValues {
   name: string;
   shape: number[];
+  /**
+   * Every value, channel first. For a layer sent as a `preview` it is empty until a view
+   * fetches exact values (js/src/fetch.ts): then full size, exact for the channels in `exact`.
+   */
   values: Float32Array;
   min: number[];
   max: number[];
+  preview?: Preview;
+  /** Layers sent as a preview: 1 for each channel whose exact values `values` holds. */
+  exact?: Uint8Array;
 }
 
 /** The network with its weights as typed arrays. */
@@ -203,9 +223,21 @@ export function derive(d: Derivation, src: LayerValues, shape: number[]): Float3
 export function decodeActivations(msg: ActivationsMessage): Activations {
   checkVersion(msg.version);
   const all = floats(toView(msg.data));
+  const previews = msg.previews === undefined ? null : toView(msg.previews);
   const layers = new Map<string, LayerValues>();
   for (const e of msg.layers) {
     let values: Float32Array;
+    if (e.preview) {
+      const [c, h, w] = e.preview.shape;
+      const n = c * h * w;
+      if (!previews || e.preview.offset + n > previews.byteLength || e.shape[0] !== c) {
+        throw new PayloadError(`layer ${e.name}'s preview lies outside the message`);
+      }
+      const data = new Uint8Array(previews.buffer, previews.byteOffset + e.preview.offset, n);
+      const preview: Preview = { shape: [c, h, w], data };
+      layers.set(e.name, { name: e.name, shape: e.shape, values: new Float32Array(0), min: e.min, max: e.max, preview, exact: new Uint8Array(c) });
+      continue;
+    }
     if (e.derived) {
       const src = layers.get(e.derived.from);
       if (!src) throw new PayloadError(`layer ${e.name} is derived from unknown layer ${e.derived.from}`);

@@ -423,6 +423,8 @@ export async function takePicture(root: HTMLElement, target: PictureTarget, form
   for (let waited = 0; root.dataset.detail && root.dataset.settled === "0" && waited < 5000; waited += 100) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  // The overview paints only the maps on screen: a picture takes every map of its pages.
+  for (const ov of root.querySelectorAll(".cnnx-overview")) ov.dispatchEvent(new Event("cnnx-paint-all"));
   const scale = Math.min(8, Math.max(0.25, opts.scale ?? 2));
   const vars = opts.light ? themeVariables() : [];
   // `initial` makes each var() fall back to the light-theme value written in the CSS

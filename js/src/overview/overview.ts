@@ -13,7 +13,6 @@ import {
   divergingCss,
   formatValue,
   legendTicks,
-  paintMap,
   safeExtent,
 } from "../colors";
 import { h, svg } from "../ui/dom";
@@ -23,6 +22,7 @@ import { type Column, argmax, buildColumns, pageGroups, probabilities, sourcesFr
 import { type Layout, type Rect, type Skip, computeLayout, itemRect, pageRange, titleText } from "./layout";
 import { Animator, IDENTITY, type State, fit } from "./animator";
 import type { ElasticLayout } from "./elastic-layout";
+import { paintNeuron } from "./paint";
 
 export interface NeuronRef {
   layer: string;
@@ -38,11 +38,18 @@ export interface OverviewOptions {
 
 interface NeuronView {
   el: HTMLDivElement;
-  ctx: CanvasRenderingContext2D | null;
-  image: ImageData | null;
+  /** Maps: the canvas, sized to what it is painted from (the map or its preview). */
+  canvas: HTMLCanvasElement | null;
+  /** The paint generation (`Overview.gen`) it shows; older: to paint when it is seen. */
+  painted: number;
+  /** What the IntersectionObserver last said since it was shown (null: not yet; assume seen). */
+  seen: boolean | null;
   bar: HTMLDivElement | null;
   prob: HTMLSpanElement | null;
 }
+
+/** A map canvas's starting size: the map's, at most the previews' 56 px (repainting resizes it). */
+const CANVAS_START = 56;
 
 const CHANNEL_NAMES = RGB_NAMES;
 
@@ -89,6 +96,17 @@ export class Overview {
   /** Neurons off their column's page drawn by the elastic view (put back by `restore`). */
   private extras = new Map<HTMLElement, string>();
   private elastic = false;
+  /**
+   * Only what is seen is painted: a repaint (new activations or colour scale) bumps `gen` and
+   * paints the maps on their column's page that are on screen; the rest are painted when a
+   * page turn, a scroll (IntersectionObserver) or the elastic view shows them.
+   */
+  private gen = 0;
+  private paints = 0;
+  private readonly io: IntersectionObserver | null;
+  private readonly where = new WeakMap<Element, [number, number]>();
+  /** Scratch ImageData per map size, shared by every canvas. */
+  private readonly images = new Map<string, ImageData>();
 
   constructor(parent: HTMLElement, opts: OverviewOptions) {
     this.opts = opts;
@@ -110,6 +128,8 @@ export class Overview {
     this.el.addEventListener("focusout", this.onFocusOut);
     this.el.addEventListener("click", this.onClick);
     this.el.addEventListener("keydown", this.onKeyDown);
+    this.el.addEventListener("cnnx-paint-all", this.onPaintAll);
+    this.io = typeof IntersectionObserver === "undefined" ? null : new IntersectionObserver(this.onIntersect);
   }
 
   /** The columns (for tests and the host). */
@@ -120,10 +140,12 @@ export class Overview {
   /** Build the DOM for `network` (once per network). */
   setNetwork(network: Network): void {
     this.network = network;
+    this.acts = null; // the next `paint` brings this network's activations
     this.cols = buildColumns(network);
     this.pages = this.cols.map(() => 0);
     this.group = pageGroups(this.cols);
     for (const col of this.neurons.flat()) col.el.remove();
+    this.io?.disconnect();
     for (const t of this.titles) t.remove();
     for (const p of this.pagers) p?.remove();
     this.edges.replaceChildren();
@@ -181,16 +203,15 @@ export class Overview {
       role: "button",
       "aria-label": label,
     });
-    const view: NeuronView = { el, ctx: null, image: null, bar: null, prob: null };
+    const view: NeuronView = { el, canvas: null, painted: 0, seen: null, bar: null, prob: null };
     if (col.kind === "input" || col.kind === "map") {
       const [hh, ww] = col.shape;
-      const canvas = h("canvas", { class: "cnnx-ov-map", width: String(ww), height: String(hh) });
+      const k = Math.min(1, CANVAS_START / Math.max(hh, ww));
+      const canvas = h("canvas", { class: "cnnx-ov-map", width: String(Math.max(1, Math.round(ww * k))), height: String(Math.max(1, Math.round(hh * k))) });
       el.append(canvas);
-      const ctx = canvas.getContext("2d");
-      if (ctx) {
-        view.ctx = ctx;
-        view.image = ctx.createImageData(ww, hh);
-      }
+      view.canvas = canvas;
+      this.where.set(el, [col.index, i]);
+      this.io?.observe(el);
       if (col.kind === "input" && col.count === 3) {
         el.append(h("span", { class: `cnnx-ov-channel cnnx-ov-channel-${i}` }, CHANNEL_NAMES[i]));
       }
@@ -245,6 +266,7 @@ export class Overview {
   /** Position every column's neurons for the current pages, then the edges and legends. */
   private placeAll(): void {
     this.rects = this.cols.map((_, c) => this.placeColumn(c));
+    this.paintSeen();
     this.drawEdges();
     this.renderLegends();
     this.refreshHighlights();
@@ -259,6 +281,7 @@ export class Overview {
     this.neurons[c].forEach((v, i) => {
       if (i < a || i >= b) {
         v.el.style.display = "none";
+        v.seen = null;
         rects.push(undefined);
         return;
       }
@@ -522,6 +545,7 @@ export class Overview {
         if (r) out.set(v.el, t ? fit(r, t, t.opacity) : L ? { ...IDENTITY, opacity: 0 } : IDENTITY);
         else if (t) {
           // Off its column's page in the overview: drawn where the elastic view wants it.
+          this.paintOne(c, i);
           this.extras.set(v.el, v.el.style.cssText);
           this.placeAt(v.el, t);
           v.el.style.display = "";
@@ -640,19 +664,14 @@ export class Overview {
     this.ranges = ranges;
     this.extents = new Map([...ranges.layers].map(([k, r]) => [k, r.extents]));
     let top = "";
+    this.gen += 1;
+    this.el.dataset.paintGen = String(this.gen);
+    this.paintSeen();
     this.cols.forEach((col, c) => {
       const v = acts.layers.get(col.layer);
       if (!v) return;
       const views = this.neurons[c];
-      if (col.kind === "input" || col.kind === "map") {
-        const extents = this.extents.get(col.layer);
-        const n = v.shape.length === 3 ? v.shape[1] * v.shape[2] : 0;
-        views.forEach((view, i) => {
-          if (!view.ctx || !view.image || view.image.data.length !== n * 4) return;
-          paintMap(v.values.subarray(i * n, (i + 1) * n), view.image.data, col.kind === "input" ? "grey" : "diverging", extents?.[i] ?? 1);
-          view.ctx.putImageData(view.image, 0, 0);
-        });
-      } else if (col.kind === "vector") {
+      if (col.kind === "vector") {
         const extents = this.extents.get(col.layer);
         views.forEach((view, i) => {
           view.el.style.background = divergingCss(v.values[i], extents?.[i] ?? 1);
@@ -673,6 +692,46 @@ export class Overview {
     if (this.hover) this.showTooltip(this.hover.col, this.hover.index);
     return top;
   }
+
+  /** Paint neuron `i` of column `c` unless it shows the current generation already. */
+  private paintOne(c: number, i: number): void {
+    const view = this.neurons[c]?.[i];
+    const col = this.cols[c];
+    const v = this.acts?.layers.get(col?.layer ?? "");
+    if (!view?.canvas || !v || view.painted === this.gen) return;
+    const kind = col.kind === "input" ? "grey" : "diverging";
+    if (!paintNeuron(view.canvas, v, i, kind, this.extents.get(col.layer)?.[i] ?? 1, this.images)) return;
+    view.painted = this.gen;
+    view.el.dataset.painted = String(this.gen);
+    this.paints += 1;
+    this.el.dataset.paints = String(this.paints);
+  }
+
+  /** Paint the maps on their column's page that are (or may be) on screen. */
+  private paintSeen(): void {
+    if (!this.acts) return;
+    this.cols.forEach((col, c) => {
+      if (col.kind !== "input" && col.kind !== "map") return;
+      this.neurons[c].forEach((view, i) => {
+        if (this.rects[c]?.[i] && view.seen !== false) this.paintOne(c, i);
+      });
+    });
+  }
+
+  private onIntersect = (entries: IntersectionObserverEntry[]) => {
+    for (const e of entries) {
+      const at = this.where.get(e.target);
+      const view = at ? this.neurons[at[0]]?.[at[1]] : undefined;
+      if (!at || !view || view.el !== e.target) continue;
+      view.seen = e.isIntersecting;
+      if (e.isIntersecting && this.rects[at[0]]?.[at[1]]) this.paintOne(at[0], at[1]);
+    }
+  };
+
+  /** Before a picture is taken: every map on its page, seen or not. */
+  private onPaintAll = () => {
+    this.cols.forEach((_, c) => this.neurons[c].forEach((_, i) => this.rects[c]?.[i] && this.paintOne(c, i)));
+  };
 
   /**
    * Legends under the columns, each with numeric ticks: grey 0…1 under the input, one RdBu
@@ -766,6 +825,8 @@ export class Overview {
     this.el.removeEventListener("focusout", this.onFocusOut);
     this.el.removeEventListener("click", this.onClick);
     this.el.removeEventListener("keydown", this.onKeyDown);
+    this.el.removeEventListener("cnnx-paint-all", this.onPaintAll);
+    this.io?.disconnect();
     this.el.remove();
   }
 }
