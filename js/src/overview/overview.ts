@@ -281,13 +281,18 @@ export class Overview {
     this.neurons[c].forEach((v, i) => {
       if (i < a || i >= b) {
         v.el.style.display = "none";
-        v.seen = null;
         rects.push(undefined);
         return;
       }
       const r = itemRect(L, c, i - a, b - a);
       rects.push(r);
       const s = v.el.style;
+      if (s.display === "none" && v.canvas) {
+        // Just shown: painted now; observed afresh, so the observer reports where it is.
+        v.seen = null;
+        this.io?.unobserve(v.el);
+        this.io?.observe(v.el);
+      }
       s.display = "";
       s.left = `${r.x}px`;
       s.top = `${r.y}px`;
