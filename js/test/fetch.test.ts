@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { paintMap } from "../src/colors";
 import { Fetcher, keepOnly, missing, viewNeeds } from "../src/fetch";
 import { paintLevels } from "../src/overview/paint";
-import { type Activations, type ActivationsMessage, PayloadError, decodeActivations } from "../src/payload";
+import { type Activations, type ActivationsMessage, PROTOCOL_VERSION, PayloadError, decodeActivations } from "../src/payload";
 import { loadFixture } from "./fixtures/load";
 
 const { network, activations: exact } = loadFixture("tiny_vgg");
@@ -26,7 +26,7 @@ function previewed(seq = 5): ActivationsMessage {
   }
   const data = new Float32Array(floats);
   const previews = new Uint8Array(bytes);
-  return { version: 2, seq, image: { name: "x", source: "python" }, layers, data: new DataView(data.buffer), previews: new DataView(previews.buffer) };
+  return { version: PROTOCOL_VERSION, seq, image: { name: "x", source: "python" }, layers, data: new DataView(data.buffer), previews: new DataView(previews.buffer) };
 }
 
 describe("previews", () => {
