@@ -277,6 +277,7 @@ export class CnnExplainerView {
     const input = this.acts?.layers.get("input");
     if (!input || input.shape.length !== 3) return null;
     const [, hh, ww] = input.shape;
+    if (input.values.length < hh * ww) return null; // a large input sent as a preview
     const channel = this.network ? channelName(this.network, "input", 0) : "input";
     return { map: input.values.subarray(0, hh * ww), h: hh, w: ww, grey: true, name: `${channel} channel of ${this.acts!.image.name}` };
   }
