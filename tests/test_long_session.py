@@ -148,8 +148,9 @@ def test_each_image_update_is_one_message_with_only_the_latest_state():
     assert sent[0]["state"]["_activations"]["seq"] == seq
 
 
-CYCLES = 200
-MAX_CYCLE_GROWTH = 10 * 1024 * 1024
+CYCLES = 100  # per window; two windows are measured
+#: The defect this guards against kept every widget: 1.35 MB a cycle, 135 MB a window.
+MAX_WINDOW_GROWTH = 5 * 1024 * 1024
 
 
 _CYCLES_SCRIPT = """
@@ -162,26 +163,31 @@ def rss():
 
 for _ in range(50):  # warm up: JIT, allocator pools, thumbnails, caches that fill once
     CNNExplainer().close()
-gc.collect()
-start = rss()
-refs = []
-for _ in range(int(sys.argv[1])):
-    w = CNNExplainer()
-    refs.append(weakref.ref(w))
-    w.close()
-    del w
-gc.collect()
-print(json.dumps({"growth": rss() - start, "alive": sum(r() is not None for r in refs)}))
+refs, growths = [], []
+for _window in range(2):
+    gc.collect()
+    start = rss()
+    for _ in range(int(sys.argv[1])):
+        w = CNNExplainer()
+        refs.append(weakref.ref(w))
+        w.close()
+        del w
+    gc.collect()
+    growths.append(rss() - start)
+print(json.dumps({"growths": growths, "alive": sum(r() is not None for r in refs)}))
 """
 
 
 @pytest.mark.skipif(not STATM.exists(), reason="needs /proc/self/statm (Linux)")
 def test_create_close_cycles_free_every_widget():
-    """Re-running a cell that makes a widget must not keep the old ones: after 200
-    create/close cycles every widget has been collected and RSS grew by at most 10 MB.
+    """Re-running a cell that makes a widget must not keep the old ones: after 2 × 100
+    create/close cycles every widget has been collected, and in at least one of the two
+    windows RSS grew by at most 5 MB (50 KB a cycle).
 
     Measured in a fresh interpreter, as a notebook kernel is: inside the test session the
-    allocator's state left by earlier tests moved RSS by a few MB either way."""
+    allocator's state left by earlier tests moved RSS by a few MB either way. Two windows,
+    because a leak grows in both while the allocator's one-off steps (an arena mapped once,
+    seen as +0.3 to +11.8 MB over 200 cycles on a loaded machine) land in one."""
     out = subprocess.run(
         [sys.executable, "-c", _CYCLES_SCRIPT, str(CYCLES)],
         capture_output=True,
@@ -190,7 +196,8 @@ def test_create_close_cycles_free_every_widget():
         check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    growth, alive = result["growth"], result["alive"]
-    print(f"\n{CYCLES} create/close cycles: {alive} alive, RSS growth {growth / 2**20:+.1f} MB")
-    assert alive == 0, f"{alive} of {CYCLES} closed widgets are still alive"
-    assert growth <= MAX_CYCLE_GROWTH, f"RSS grew by {growth / 2**20:.1f} MB"
+    growths, alive = result["growths"], result["alive"]
+    shown = ", ".join(f"{g / 2**20:+.1f} MB" for g in growths)
+    print(f"\n2 × {CYCLES} create/close cycles: {alive} alive, RSS growth per window {shown}")
+    assert alive == 0, f"{alive} of {2 * CYCLES} closed widgets are still alive"
+    assert min(growths) <= MAX_WINDOW_GROWTH, f"RSS grew in both windows: {shown}"
