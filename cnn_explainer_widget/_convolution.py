@@ -64,6 +64,13 @@ LIBRARY_DOT_OPTIONS: dict[str, str | bool] = {
     "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
 }
 
+#: XLA:CPU options for one image when no convolution wants `LIBRARY_DOT_OPTIONS`: no YNNPACK
+#: fusions, so the ``shift`` formulation's tap matmuls use XLA's own dot (jaxlib hands dots to
+#: YNNPACK by default, which ran conv_1_2's [3844, 10] × [10, 90] on the thread pool in 107 of
+#: its 153 µs). Tiny VGG, one image, alternated in one process: 320 against 378 µs (load 6;
+#: bench/README.md). At batch the default was not slower, so it stays there.
+ONE_IMAGE_OPTIONS: dict[str, str | bool] = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
 
 def conv(x: jax.Array, kernel: jax.Array, stride: tuple[int, int], padding: Padding) -> jax.Array:
     """An NHWC × HWIO convolution without bias, in the formulation fastest on CPU for its shape.
