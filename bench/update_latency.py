@@ -34,8 +34,9 @@ What is measured
    ``vgg_gelu``), each in its own notebook and kernel, Tiny VGG (``tiny``) first as the baseline
    of the same run. Added per network: the page's own message → drawn time (``data-draw-ms``:
    from the ``_activations`` change event to the overview repainted, decode included), and the
-   page's JS heap after each update (``Runtime.getHeapUsage`` over the Chrome DevTools Protocol,
-   the whole JupyterLab page: JupyterLab, the widget and its data).
+   page's JS heap after each update (``Runtime.getHeapUsage`` over the Chrome DevTools Protocol:
+   V8's used heap plus the ArrayBuffers' backing storage, where typed arrays live; the whole
+   JupyterLab page: JupyterLab, the widget and its data).
 
 Results are printed as a table and saved to ``bench/results/update_latency.json`` (git-ignored).
 Run ``PYTHONPATH=<checkout> python bench/update_latency.py`` to measure another checkout's
@@ -130,7 +131,8 @@ def update_runs(
         out["update_bytes"].append(float(max(frames)))
         out["ws_bytes"].append(float(sum(frames)))
         out["draw_ms"].append(float(wp.root.get_attribute("data-draw-ms") or "nan"))
-        out["heap_mb"].append(cdp.send("Runtime.getHeapUsage")["usedSize"] / 1e6)
+        heap = cdp.send("Runtime.getHeapUsage")  # V8's heap and the ArrayBuffers' storage
+        out["heap_mb"].append((heap["usedSize"] + heap.get("backingStorageSize", 0)) / 1e6)
     wp.close()
     wp.page.close()
     lab.server.api(f"sessions/{_session_id(lab, nb)}", "DELETE")
