@@ -11,7 +11,7 @@ arithmetic of windows and padding. It imports nothing else from the package.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import jax
@@ -118,6 +118,67 @@ class Layer:
         return ((self.kernel_size[0] - 1) * dy + 1, (self.kernel_size[1] - 1) * dx + 1)
 
 
+#: Keys of `cnn_explainer_widget.network.Network.activations` that are not layer names.
+RESERVED = ("input", "logits", "probabilities")
+
+
+def connect(layers: Sequence[Layer], input_shape: tuple[int, ...]) -> tuple[Layer, ...]:
+    """The layers with explicit ``inputs`` (``()``: the layer before), checked.
+
+    Names are unique and none is reserved (`RESERVED`); each input is listed before the layer
+    reading it; add and concat read two or more layers, others one; shapes fit.
+
+    Raises
+    ------
+    ValueError
+        Naming the layer that is wrong.
+    """
+    result: list[Layer] = []
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, layer in enumerate(layers):
+        name = layer.name
+        if name in shapes or name in RESERVED:
+            raise ValueError(
+                f"layer name {name!r} is used twice or is reserved ({', '.join(RESERVED)} "
+                "are keys of the activations); give each layer its own name"
+            )
+        inputs = layer.inputs or ("input" if i == 0 else result[-1].name,)
+        unknown = [n for n in inputs if n != "input" and n not in shapes]
+        if unknown:
+            raise ValueError(
+                f"layer {name!r} reads {unknown[0]!r}, which is not a layer listed before it "
+                "(list layers in an order where each comes after the layers it reads)"
+            )
+        many = layer.kind in MERGE_KINDS
+        if many != (len(inputs) > 1):
+            raise ValueError(
+                f"layer {name!r} ({layer.kind}) reads {len(inputs)} layers; "
+                + ("add and concat read two or more" if many else "it reads exactly one")
+            )
+        _check_shapes(layer, [shapes.get(n, input_shape) for n in inputs])
+        result.append(replace(layer, inputs=tuple(inputs)))
+        shapes[name] = layer.output_shape
+    return tuple(result)
+
+
+def _check_shapes(layer: Layer, shapes: list[tuple[int, ...]]) -> None:
+    """Whether what ``layer`` reads has the shapes its record says."""
+    if layer.kind == "add":
+        fits = all(shape == layer.output_shape for shape in shapes)
+    elif layer.kind == "concat":
+        fits = (
+            all(len(s) == 3 and s[:2] == layer.output_shape[:2] for s in shapes)
+            and sum(s[2] for s in shapes) == layer.output_shape[2]
+        )
+    else:
+        fits = shapes[0] == layer.input_shape
+    if not fits:
+        raise ValueError(
+            f"layer {layer.name!r} ({layer.kind}, output {layer.output_shape}) cannot read "
+            f"outputs shaped {', '.join(map(str, shapes))}"
+        )
+
+
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
     """Output length of a convolution or pooling along one axis: ⌊(n + p − k) / s⌋ + 1."""
     return (size + pad_before + pad_after - kernel) // stride + 1
@@ -148,9 +209,11 @@ __all__ = [
     "ACTIVATIONS",
     "ACTIVATION_OPTIONS",
     "MERGE_KINDS",
+    "RESERVED",
     "Layer",
     "LayerKind",
     "Padding",
+    "connect",
     "conv_output_size",
     "resolve_padding",
 ]

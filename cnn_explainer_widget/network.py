@@ -13,7 +13,6 @@ user's Flax module (`cnn_explainer_widget.flax_module`) or a saved file
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -25,10 +24,7 @@ from cnn_explainer_widget._compile_cache import own_cache, paused_gc
 from cnn_explainer_widget._convolution import LIBRARY_DOT_OPTIONS, ONE_IMAGE_OPTIONS
 from cnn_explainer_widget._forward import apply_layer, compiler_options, forward_flat
 from cnn_explainer_widget._selection import SelectionError, check_ablation, check_selection
-from cnn_explainer_widget.layers import MERGE_KINDS, Layer
-
-#: Keys of `Network.activations` that are not layer names.
-_RESERVED = ("input", "logits", "probabilities")
+from cnn_explainer_widget.layers import Layer, connect
 
 
 class Network:
@@ -61,7 +57,7 @@ class Network:
         name: str = "network",
     ) -> None:
         self.input_shape = tuple(int(v) for v in input_shape)
-        self.layers: tuple[Layer, ...] = _with_inputs(layers, self.input_shape)
+        self.layers: tuple[Layer, ...] = connect(layers, self.input_shape)
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes)
         self.name = name
         # Own read-only copies: a numpy-backed parameter edited in place later must change
@@ -310,54 +306,6 @@ class Network:
         if not np.isfinite(array).all():
             raise ValueError("image contains NaN or infinite values")
         return array
-
-
-def _with_inputs(layers: Sequence[Layer], input_shape: tuple[int, ...]) -> tuple[Layer, ...]:
-    """The layers with explicit ``inputs``, checked: unique names, each input listed before."""
-    result: list[Layer] = []
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i, layer in enumerate(layers):
-        name = layer.name
-        if name in shapes or name in _RESERVED:
-            raise ValueError(
-                f"layer name {name!r} is used twice or is reserved ({', '.join(_RESERVED)} "
-                "are keys of the activations); give each layer its own name"
-            )
-        inputs = layer.inputs or ("input" if i == 0 else result[-1].name,)
-        unknown = [n for n in inputs if n != "input" and n not in shapes]
-        if unknown:
-            raise ValueError(
-                f"layer {name!r} reads {unknown[0]!r}, which is not a layer listed before it "
-                "(list layers in an order where each comes after the layers it reads)"
-            )
-        many = layer.kind in MERGE_KINDS
-        if many != (len(inputs) > 1):
-            raise ValueError(
-                f"layer {name!r} ({layer.kind}) reads {len(inputs)} layers; "
-                + ("add and concat read two or more" if many else "it reads exactly one")
-            )
-        _check_shapes(layer, [shapes.get(n, input_shape) for n in inputs])
-        result.append(dataclasses.replace(layer, inputs=tuple(inputs)))
-        shapes[name] = layer.output_shape
-    return tuple(result)
-
-
-def _check_shapes(layer: Layer, shapes: list[tuple[int, ...]]) -> None:
-    """Whether what ``layer`` reads has the shapes its record says."""
-    if layer.kind == "add":
-        fits = all(shape == layer.output_shape for shape in shapes)
-    elif layer.kind == "concat":
-        fits = (
-            all(len(s) == 3 and s[:2] == layer.output_shape[:2] for s in shapes)
-            and sum(s[2] for s in shapes) == layer.output_shape[2]
-        )
-    else:
-        fits = shapes[0] == layer.input_shape
-    if not fits:
-        raise ValueError(
-            f"layer {layer.name!r} ({layer.kind}, output {layer.output_shape}) cannot read "
-            f"outputs shaped {', '.join(map(str, shapes))}"
-        )
 
 
 def _structure(params: dict[str, dict[str, np.ndarray | None]]) -> dict[str, dict[str, bool]]:
