@@ -298,3 +298,95 @@ def test_residual_network_overview_and_a_shortcut_conv(graph_view):
     assert abs(value - expected) <= TOL, (y, x, value, expected)
     k.run("resnet_w.selected = None")
     expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
+
+
+#: A user's own residual network, a plain `nnx.Module` (not built from records): the widget
+#: reads it by tracing. Its batch norm has running statistics of its own, so normalising
+#: changes the values.
+TRACED = """
+import jax as _jax, jax.numpy as _jnp, numpy as _np
+from flax import nnx as _nnx
+class Block(_nnx.Module):
+    def __init__(self, c, rngs):
+        self.conv1 = _nnx.Conv(c, c, (3, 3), rngs=rngs)
+        self.bn1 = _nnx.BatchNorm(c, rngs=rngs)
+        self.depthwise = _nnx.Conv(c, c, (3, 3), feature_group_count=c, rngs=rngs)
+    def __call__(self, x):
+        y = _nnx.relu(self.bn1(self.conv1(x)))
+        return _nnx.relu(x + self.depthwise(y))
+class Net(_nnx.Module):
+    def __init__(self, rngs):
+        self.stem = _nnx.Conv(3, 8, (3, 3), strides=2, rngs=rngs)
+        self.block = Block(8, rngs)
+        self.head = _nnx.Linear(8, 4, rngs=rngs)
+    def __call__(self, x):
+        x = _nnx.relu(self.stem(x))
+        x = self.block(x)
+        return self.head(_jnp.mean(x, axis=(1, 2)))
+traced_m = Net(_nnx.Rngs(0))
+_r = _np.random.default_rng(5)
+traced_m.block.bn1.mean.value = _jnp.asarray(_r.normal(0, 0.3, 8), _jnp.float32)
+traced_m.block.bn1.var.value = _jnp.asarray(_r.uniform(0.5, 2.0, 8), _jnp.float32)
+traced_m.eval()
+"""
+
+
+def test_a_traced_nnx_module_is_drawn_and_explained(graph_view):
+    """A plain `nnx.Module` with a residual block, batch norm, a depthwise conv and a
+    `jnp.mean` head: the page draws its skip connection, the tooltip says where a layer comes
+    from in the user's code, and the add and batch-norm views give the module's own values."""
+    view, cell, _ = graph_view
+    k, page = view.kernel, view.page
+    k.run(TRACED)
+    cell.run(
+        "traced_w = CNNExplainer(model=traced_m, input_shape=(32, 32, 3), "
+        "classes=['a', 'b', 'c', 'd'])\ntraced_w"
+    )
+    root = cell.cell.locator(".cnnx-root[data-ready='1']")
+    expect(root).to_have_count(1, timeout=FIRST_DRAW_MS)
+    # the page shows the module's own prediction
+    module_top = k.eval_json(
+        "['a', 'b', 'c', 'd'][int(_np.argmax(traced_m(traced_w.activations['input'][None])[0]))]"
+    )
+    assert root.get_attribute("data-prediction") == module_top
+    root.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)
+    targets = {
+        p.get_attribute("data-to")
+        for p in root.locator(".cnnx-ov-edge-skip").all()
+        if p.get_attribute("d")
+    }
+    assert targets == {"add_1"}, targets
+    assert root.evaluate(SKIP_THROUGH_JS)["through"] == []
+    # the batch norm's tooltip names the submodule and the line of the user's code
+    root.locator('.cnnx-neuron[data-layer="block.bn1"][data-index="2"]').hover()
+    tip = root.locator(".cnnx-ov-tooltip")
+    expect(tip).to_contain_text("Block.bn1", timeout=WAIT_MS)
+    expect(tip).to_contain_text("in Block.__call__")
+    page.mouse.move(0, 0)
+    element_screenshot(page, root, ARTIFACTS / "graph-traced-overview.png", margin=10)
+    # the module's own intermediate values, for the values the page shows
+    k.run(
+        "_x = traced_w.activations['input'][None]\n"
+        "_h = _nnx.relu(traced_m.stem(_x))\n"
+        "_bn = traced_m.block.bn1(traced_m.block.conv1(_h))\n"
+        "_add = _h + traced_m.block.depthwise(_nnx.relu(_bn))\n"
+    )
+    for layer, index, kind, own in (
+        ("add_1", 5, "add", "_add"),
+        ("block.bn1", 2, "batchnorm", "_bn"),
+    ):
+        root.locator(f'.cnnx-neuron[data-layer="{layer}"][data-index="{index}"]').click()
+        detail = root.locator(f'.cnnx-detail[data-layer="{layer}"]')
+        expect(detail).to_have_attribute("data-kind", kind, timeout=WAIT_MS)
+        expect(root).to_have_attribute("data-settled", "1", timeout=WAIT_MS)
+        detail.locator(".cnnx-el-hit >> nth=-1").click()
+        out = detail.locator(".cnnx-formula-card .cnnx-math-output")
+        expect(out).to_have_count(1, timeout=WAIT_MS)
+        y, x, value = out.evaluate("e => [+e.dataset.y, +e.dataset.x, +e.dataset.value]")
+        expected = k.eval_json(f"float({own}[0, {y}, {x}, {index}])")
+        assert abs(value - expected) <= TOL, (layer, y, x, value, expected)
+        page.mouse.move(0, 0)
+        element_screenshot(page, root, ARTIFACTS / f"graph-traced-{kind}.png", margin=10)
+        k.run("traced_w.selected = None")
+        expect(root).to_have_attribute("data-detail", "", timeout=WAIT_MS)
