@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeGuard
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,7 +36,14 @@ from cnn_explainer_widget.network import Network
 
 #: Batch size of the traced input: 2, so the batch axis is told apart from any size-1 axis.
 _BATCH = 2
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: Frames in these folders are not the user's code: this package, and Flax and JAX (JAX's own
+#: filter skips only the standard library's folder, which holds site-packages outside a venv but
+#: not inside one, where Flax's BatchNorm would otherwise be named as the source).
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (jax.__file__, flax.__file__, __file__)
+    if path is not None
+)
 
 #: Each traced network's parameters: layer name → {"kernel", ...: path in the module}.
 _paths: weakref.WeakKeyDictionary[Network, dict[str, dict[str, tuple[Any, ...]]]] = (
@@ -64,7 +72,7 @@ def _where(eqn: Any) -> str | None:
     """``file.py:line in function`` of the user's code that made ``eqn``, if known."""
     frames = source_info_util.user_frames(eqn.source_info.traceback)
     for frame in frames:
-        if not os.path.abspath(frame.file_name).startswith(_PACKAGE_DIR + os.sep):
+        if not os.path.abspath(frame.file_name).startswith(_LIBRARY_DIRS):
             file = os.path.basename(frame.file_name)
             return f"{file}:{frame.start_line} in {frame.function_name}"
     return None
