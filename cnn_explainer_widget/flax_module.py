@@ -150,7 +150,7 @@ def network_from_layers(
         Naming the first unsupported item by its position in the sequence (``layer 3
         (Conv)``) and saying what is accepted, or a shape that does not fit.
     """
-    h, w, c = _input_shape(input_shape)
+    h, w, c = checked_input_shape(input_shape)
     layers, params, dropped = _describe(list(items), (h, w, c), names, read=True)
     if dropped:
         where = ", ".join(str(i) for i in dropped)
@@ -166,7 +166,8 @@ def network_from_layers(
     return Network(layers, params, (h, w, c), classes, name=name)
 
 
-def _input_shape(input_shape: Any) -> tuple[int, int, int]:
+def checked_input_shape(input_shape: Any) -> tuple[int, int, int]:
+    """``input_shape`` as ``(H, W, C)`` ints; `ValueError` saying what is accepted otherwise."""
     try:
         values = tuple(input_shape)
     except TypeError:
@@ -334,6 +335,7 @@ __all__ = [
     "RESERVED_NAMES",
     "Flatten",
     "activation_options",
+    "checked_input_shape",
     "infer_input_shape",
     "is_sequential",
     "item_structure",

@@ -31,6 +31,7 @@ from cnn_explainer_widget._text import short
 from cnn_explainer_widget._traced_layers import SUPPORTED_OPS
 from cnn_explainer_widget._traced_ops import Act, Par, Run, TraceError
 from cnn_explainer_widget._tracer import Reader
+from cnn_explainer_widget.flax_module import checked_input_shape
 from cnn_explainer_widget.layers import Layer
 from cnn_explainer_widget.network import Network
 
@@ -130,7 +131,7 @@ def network_from_module(
     ValueError
         When the model cannot run on an input shaped ``input_shape``.
     """
-    h, w, c = _input_shape(input_shape)
+    h, w, c = checked_input_shape(input_shape)
     copy = _inference_copy(model)
     graphdef, state = nnx.split(copy)
     named = _leaves(state)
@@ -260,20 +261,6 @@ def is_module(model: Any) -> TypeGuard[nnx.Module]:
 def structure(model: nnx.Module) -> Any:
     """What decides a traced network besides the weights: the module's graph definition."""
     return (type(model), nnx.graphdef(model))
-
-
-def _input_shape(input_shape: Any) -> tuple[int, int, int]:
-    try:
-        values = tuple(input_shape)
-    except TypeError:
-        values = ()
-    if len(values) != 3 or not all(
-        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in values
-    ):
-        raise ValueError(
-            f"input_shape must be (H, W, C) with three positive ints, got {short(input_shape)}"
-        )
-    return (int(values[0]), int(values[1]), int(values[2]))
 
 
 __all__ = [
