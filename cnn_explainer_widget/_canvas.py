@@ -183,20 +183,10 @@ def _band_rows(a: np.ndarray) -> int:
 
 
 def _halve_axis(a: np.ndarray, axis: int) -> np.ndarray:
-    n = a.shape[axis]
-    m = n // 2
-
-    def every_other(start: int, stop: int) -> np.ndarray:
-        index: list[slice] = [slice(None)] * a.ndim
-        index[axis] = slice(start, stop, 2)
-        return a[tuple(index)]
-
-    if n % 2 == 0:
-        pairs: np.ndarray = (every_other(0, 2 * m) + every_other(1, 2 * m)) * 0.5
-        return pairs
-    centre = every_other(1, 2 * m + 1)
-    triples: np.ndarray = (every_other(0, 2 * m) + 2 * centre + every_other(2, 2 * m + 1)) * 0.25
-    return triples
+    """`_sum_axis` divided: the mean of each pair (of each 1-2-1 triple along an odd axis)."""
+    scale = 0.5 if a.shape[axis] % 2 == 0 else 0.25
+    halved: np.ndarray = _sum_axis(a, axis) * scale
+    return halved
 
 
 def _bilinear(a: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
