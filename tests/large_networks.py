@@ -37,12 +37,12 @@ def vgg(seed: int = 0) -> nnx.Sequential:
     )  # fmt: skip
 
 
-def vgg_no_pool(seed: int = 0) -> nnx.Sequential:
-    """Four conv64-relu at 224×224, one 8×8 pool, dense, softmax: every map at full size."""
+def _full_size(convs: int, activation, seed: int) -> nnx.Sequential:
+    """``convs`` conv64-activation pairs at 224×224, one 8×8 pool, dense, softmax."""
     r = nnx.Rngs(seed)
     layers: list = []
-    for i in range(4):
-        layers += [_conv(3 if i == 0 else CHANNELS, r), nnx.relu]
+    for i in range(convs):
+        layers += [_conv(3 if i == 0 else CHANNELS, r), activation]
     layers += [
         functools.partial(nnx.max_pool, window_shape=(8, 8), strides=(8, 8)),
         Flatten(),
@@ -50,21 +50,16 @@ def vgg_no_pool(seed: int = 0) -> nnx.Sequential:
         nnx.softmax,
     ]
     return nnx.Sequential(*layers)
+
+
+def vgg_no_pool(seed: int = 0) -> nnx.Sequential:
+    """Four conv64-relu at 224×224, one 8×8 pool, dense, softmax: every map at full size."""
+    return _full_size(4, nnx.relu, seed)
 
 
 def vgg_gelu(seed: int = 0) -> nnx.Sequential:
     """Eight conv64-GELU at 224×224 (GELU maps cannot be rebuilt in the page: all are sent)."""
-    r = nnx.Rngs(seed)
-    layers: list = []
-    for i in range(8):
-        layers += [_conv(3 if i == 0 else CHANNELS, r), nnx.gelu]
-    layers += [
-        functools.partial(nnx.max_pool, window_shape=(8, 8), strides=(8, 8)),
-        Flatten(),
-        nnx.Linear(28 * 28 * CHANNELS, len(CLASSES), rngs=r),
-        nnx.softmax,
-    ]
-    return nnx.Sequential(*layers)
+    return _full_size(8, nnx.gelu, seed)
 
 
 NETWORKS = {"vgg": vgg, "vgg_no_pool": vgg_no_pool, "vgg_gelu": vgg_gelu}
