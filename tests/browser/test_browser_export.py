@@ -146,6 +146,25 @@ EXPORT_CELLS = [
 ]
 
 
+def open_file_only(chromium, html):
+    """``html`` opened in a page that may load ``file://`` URLs only: every other request is
+    aborted and recorded in ``blocked``; uncaught page errors go to ``errors``."""
+    page = chromium.new_page()
+    blocked: list[str] = []
+    errors: list[str] = []
+    page.route(
+        "**/*",
+        lambda r: (
+            r.continue_()
+            if r.request.url.startswith("file://")
+            else (blocked.append(r.request.url), r.abort())
+        ),
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(html.as_uri())
+    return page, blocked, errors
+
+
 def test_nbconvert_export_shows_the_widget_offline(chromium, tmp_path):
     import os
     import subprocess
@@ -161,20 +180,8 @@ def test_nbconvert_export_shows_the_widget_offline(chromium, tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     html = tmp_path / "tour.html"
-    page = chromium.new_page()
-    blocked: list[str] = []
-    page.route(
-        "**/*",
-        lambda r: (
-            r.continue_()
-            if r.request.url.startswith("file://")
-            else (blocked.append(r.request.url), r.abort())
-        ),
-    )
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, blocked, errors = open_file_only(chromium, html)
     try:
-        page.goto(html.as_uri())
         root = page.locator(".cnnx-root[data-ready='1']")
         expect(root).to_have_count(1, timeout=WAIT_MS)  # once, not twice
         expect(root).to_have_attribute("data-prediction", "koala")
@@ -247,20 +254,8 @@ def test_lab_saved_widget_state_exports_the_widget_offline(chromium, lab_server,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     html = tmp_path / "lab-saved-state.html"
-    page = chromium.new_page()
-    blocked: list[str] = []
-    page.route(
-        "**/*",
-        lambda r: (
-            r.continue_()
-            if r.request.url.startswith("file://")
-            else (blocked.append(r.request.url), r.abort())
-        ),
-    )
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, blocked, errors = open_file_only(chromium, html)
     try:
-        page.goto(html.as_uri())
         root = page.locator(".cnnx-root[data-ready='1']")
         expect(root).to_have_count(1, timeout=WAIT_MS)  # once, not twice
         expect(root).to_have_attribute("data-prediction", "koala")  # the state when saved
