@@ -28,9 +28,13 @@ def formulation(
     """The formulation `conv` uses for a batch of ``n`` maps of size ``hw`` on this backend.
 
     Off the CPU (a GPU, a TPU) XLA's convolution is the fast one. On the CPU: ``broadcast``
-    for ≤ 4 input channels, ``shift`` for few channels (C_in·C_out ≤ 256) on maps whose tap
-    products fit `_SHIFT_MAX_BYTES` (a batch is cut into chunks that do), ``lax`` otherwise
+    for ≤ 4 input channels; for few channels (C_in·C_out ≤ 256), ``shift`` on one image whose
+    tap products fit `_SHIFT_MAX_BYTES` and ``broadcast`` on a batch; ``lax`` otherwise
     (bench/forward.py, "user networks": 32-64 channels). `_CONV_IMPL` forces one.
+
+    On a batch, ``shift``'s chunked tap products cost more than ``broadcast``'s 90-term sums
+    for Tiny VGG's 10 × 10 convolutions: 213 against 150 µs an image at batch 32, 260 against
+    160 at batch 256 (the whole pass, three processes each; bench/README.md, "Batches").
     """
     if _CONV_IMPL is not None:
         return _CONV_IMPL
@@ -41,8 +45,11 @@ def formulation(
     per_image = (hw[0] + top + bottom) * (hw[1] + left + right) * kh * kw * cout * 4
     if cin <= 4:
         return "broadcast"
-    if cin * cout <= _FUSED_MAX_CHANNELS and per_image <= _SHIFT_MAX_BYTES:
-        return "shift"
+    if cin * cout <= _FUSED_MAX_CHANNELS:
+        if n > 1:
+            return "broadcast"
+        if per_image <= _SHIFT_MAX_BYTES:
+            return "shift"
     return "lax"
 
 

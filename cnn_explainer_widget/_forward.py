@@ -96,6 +96,25 @@ def forward_flat(
     return tuple(values[layer.name] for layer in layers)
 
 
+def forward_into(
+    layers: tuple[Layer, ...],
+    treedef: Any,
+    leaves: tuple[jax.Array, ...],
+    x: jax.Array,
+    keep: dict[str, jax.Array] | None,
+    once: jax.Array | None,
+    spent: tuple[jax.Array, ...],
+) -> tuple[jax.Array, ...]:
+    """`forward_flat`, jitted with ``spent`` donated: a previous result's arrays, same shapes.
+
+    The values of ``spent`` are not read; XLA writes the outputs into their memory instead of
+    fresh pages (`cnn_explainer_widget._spent`). Jit it with ``keep_unused=True``, or JAX
+    drops the unread argument and nothing is donated.
+    """
+    del spent
+    return forward_flat(layers, treedef, leaves, x, keep, once)
+
+
 def run(
     layers: Sequence[Layer],
     params: dict[str, Any],
@@ -204,4 +223,11 @@ def _pool(layer: Layer, x: jax.Array) -> jax.Array:
     return total / counts
 
 
-__all__ = ["apply_layer", "compiler_options", "forward_flat", "is_plain_conv", "run"]
+__all__ = [
+    "apply_layer",
+    "compiler_options",
+    "forward_flat",
+    "forward_into",
+    "is_plain_conv",
+    "run",
+]

@@ -22,8 +22,9 @@ import numpy as np
 
 from cnn_explainer_widget._compile_cache import own_cache, paused_gc
 from cnn_explainer_widget._convolution import LIBRARY_DOT_OPTIONS, ONE_IMAGE_OPTIONS
-from cnn_explainer_widget._forward import apply_layer, compiler_options, forward_flat
+from cnn_explainer_widget._forward import apply_layer, compiler_options, forward_flat, forward_into
 from cnn_explainer_widget._selection import SelectionError, check_ablation, check_selection
+from cnn_explainer_widget._spent import SpentOutputs
 from cnn_explainer_widget.layers import Layer, connect
 
 
@@ -92,10 +93,19 @@ class Network:
         self._forward_ablated = jax.jit(
             functools.partial(forward_flat, self.layers, treedef), compiler_options=options
         )
-        # Batch sizes (and ablated layers) already compiled: the first call of each compiles
-        # with JAX's persistent cache in the package's folder and no garbage collection
-        # (`_compile_cache.own_cache`, `paused_gc`).
-        self._compiled: set[tuple[int, tuple[str, ...] | None]] = set()
+        # The same pass writing into a previous large result's buffers (`_spent`).
+        self._forward_into = jax.jit(
+            functools.partial(forward_into, self.layers, treedef),
+            compiler_options=options,
+            donate_argnums=(4,),
+            keep_unused=True,
+        )
+        self._spent = SpentOutputs()
+        self._bytes_per_image = 4 * sum(int(np.prod(la.output_shape)) for la in self.layers)
+        # Calls already compiled, by (batch size, ablated layers, into spent buffers): the first
+        # call of each compiles with JAX's persistent cache in the package's folder and no
+        # garbage collection (`_compile_cache.own_cache`, `paused_gc`).
+        self._compiled: set[tuple[int, tuple[str, ...] | None, bool]] = set()
         # A run-time True: each fused convolution sits in a `lax.cond` on it (`forward_flat`).
         self._once = jax.device_put(np.True_) if jax.default_backend() == "cpu" else None
         self._keys = self.keys
@@ -243,34 +253,46 @@ class Network:
         x = _frozen_copy(self._check_input(x))  # never the caller's array back
         single = x.ndim == 3
         batch = x[None] if single else x
-        compiled = (len(batch), tuple(off) if off else None)
+        # A previous result of this size that nobody may hold any more: written into.
+        spent = None if off else self._spent.take(len(batch))
+        compiled = (len(batch), tuple(off) if off else None, spent is not None)
         if compiled in self._compiled:
-            outputs = self._run(batch, off)
+            outputs = self._run(batch, off, spent)
         else:
             with own_cache(), paused_gc():  # the first call compiles (or loads from the cache)
                 try:
-                    outputs = self._run(batch, off)
+                    outputs = self._run(batch, off, spent)
                 except Exception:
                     if self._forward_one is None or off or len(batch) != 1:
                         raise
                     self._forward_one = None  # an option this jaxlib does not know
-                    outputs = self._run(batch, off)
+                    outputs = self._run(batch, off, spent)
             self._compiled.add(compiled)
         # On CPU np.asarray is a zero-copy, read-only view of each result buffer (as
         # jax.device_get gives), about 0.5 µs an array.
         keys = self._keys
-        if single:
-            result = {keys[0]: x}
-            for key, out in zip(keys[1:], outputs, strict=True):
-                result[key] = np.asarray(out)[0]
-            return result
         result = {keys[0]: x}
         for key, out in zip(keys[1:], outputs, strict=True):
-            result[key] = np.asarray(out)
+            result[key] = np.asarray(out)[0] if single else np.asarray(out)
+        if not off:  # only now: the views above keep the next call from writing into them
+            self._spent.keep(len(batch), outputs, self._bytes_per_image * len(batch))
         return result
 
-    def _run(self, batch: np.ndarray, off: dict[str, tuple[int, ...]]) -> tuple[jax.Array, ...]:
-        """The compiled pass on a checked batch, with the channels in ``off`` set to 0."""
+    def _run(
+        self,
+        batch: np.ndarray,
+        off: dict[str, tuple[int, ...]],
+        spent: tuple[jax.Array, ...] | None = None,
+    ) -> tuple[jax.Array, ...]:
+        """The compiled pass on a checked batch, with the channels in ``off`` set to 0.
+
+        ``spent``: a previous result of this batch size, donated for the outputs' memory.
+        """
+        if spent is not None:
+            into: tuple[jax.Array, ...] = self._forward_into(
+                self._param_leaves, batch, None, self._once, spent
+            )
+            return into
         if not off:
             one = self._forward_one is not None and len(batch) == 1
             outputs: tuple[jax.Array, ...] = (self._forward_one if one else self._forward)(
