@@ -272,11 +272,20 @@ def needs_tracing(model: nnx.Sequential) -> int | None:
         if isinstance(item, nnx.BatchNorm):
             return i
         if isinstance(item, nnx.Conv) and (
-            item.feature_group_count != 1
-            or any(d != 1 for d in np.atleast_1d(item.kernel_dilation or 1))
+            item.feature_group_count != 1 or _dilated(item.kernel_dilation)
         ):
             return i
     return None
+
+
+def _dilated(dilation: Any) -> bool:
+    """Whether an ``nnx.Conv``'s ``kernel_dilation`` (None, an int or a sequence) is not all 1.
+
+    Asked on every `activations(x, model=m)` call: plain Python, not ``np.atleast_1d``.
+    """
+    if dilation is None or isinstance(dilation, int | np.integer):
+        return dilation not in (None, 1)
+    return any(d != 1 for d in dilation)
 
 
 def item_structure(item: Any) -> Any:

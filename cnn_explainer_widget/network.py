@@ -73,6 +73,7 @@ class Network:
         # jax.device_put, not jnp.asarray: the latter compiles a small program per shape (five
         # for Tiny VGG, 0.1-0.3 s of a fresh widget's start).
         self._device_params = jax.tree_util.tree_map(jax.device_put, self._params)
+        self._param_layout = _layout(self._device_params)  # what `set_weights` must be given
         # The jitted pass returns a flat tuple in layer order (no dict to sort or rebuild), and
         # takes the parameters as one pre-flattened tuple of leaves.
         leaves, treedef = jax.tree_util.tree_flatten(self._device_params)
@@ -166,7 +167,7 @@ class Network:
         leaves = [
             v for name in sorted(device) for _, v in sorted(device[name].items()) if v is not None
         ]
-        if _layout(device) != _layout(self._device_params) or any(
+        if _layout(device) != self._param_layout or any(
             a.shape != b.shape for a, b in zip(leaves, self._param_leaves, strict=True)
         ):
             raise ValueError("set_weights needs parameters of the same layers and shapes")
