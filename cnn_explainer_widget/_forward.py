@@ -41,7 +41,7 @@ def compiler_options(layers: Sequence[Layer] = ()) -> dict[str, Any] | None:
     for layer in layers:
         if (
             layer.kind == "conv"
-            and (not is_plain_conv(layer) or _formulation(layer, 1) == "lax")
+            and (not is_plain_conv(layer) or formulation(_kernel_shape(layer)) == "lax")
             and wants_library(_kernel_shape(layer))
         ):
             if _library_dot_supported():
@@ -65,13 +65,6 @@ def _kernel_shape(layer: Layer) -> tuple[int, int, int, int]:
     return (*layer.kernel_size, layer.input_shape[2] // layer.groups, layer.output_shape[2])
 
 
-def _formulation(layer: Layer, n: int) -> str:
-    """The convolution formulation of plain conv ``layer`` for a batch of ``n``."""
-    assert layer.padding
-    hw = (layer.input_shape[0], layer.input_shape[1])
-    return formulation(n, hw, _kernel_shape(layer), layer.padding)
-
-
 def forward_flat(
     layers: tuple[Layer, ...],
     treedef: Any,
@@ -85,7 +78,7 @@ def forward_flat(
     ``keep`` maps a layer name to a boolean mask over its channels: the others are set to 0.
 
     ``once`` (a run-time ``True``, on CPU) puts each convolution computed as a fused sum
-    (``broadcast``/``shift``, see `cnn_explainer_widget._convolution.conv`) in a ``lax.cond``
+    (``broadcast``, see `cnn_explainer_widget._convolution.conv`) in a ``lax.cond``
     on it. XLA:CPU fuses such a sum into every consumer: the layer's output, its ReLU and the
     next layer's input each computed it again (conv_1_1 three times). The result of a
     conditional is a buffer, so the sum is computed once; a constant predicate would be folded
@@ -122,19 +115,24 @@ def run(
     keep: dict[str, Any] | None = None,
     once: jax.Array | None = None,
     add: dict[str, jax.Array] | None = None,
+    lax_conv: bool = False,
 ) -> dict[str, jax.Array]:
     """Every layer's output on batch ``x``, by name (``"input"`` too).
 
     ``layers`` have explicit ``inputs`` (as in a `Network`) and may be any prefix of a
     network's layers. ``keep`` and ``once`` as in `forward_flat`; ``add`` maps a layer name to
     an array added to its output (after ``keep``): Grad-CAM differentiates with respect to it.
+    ``lax_conv``: every convolution as ``lax.conv_general_dilated``, the one a Flax model runs
+    (gradients then equal the model's own ``jax.grad``: which cell of a pooling window wins a
+    near tie depends on the rounding of the sums).
     """
     values: dict[str, jax.Array] = {"input": x}
     for layer in layers:
         p = params.get(layer.name, {})
         reads = [values[name] for name in layer.inputs]
         arg: jax.Array | list[jax.Array] = reads[0] if len(reads) == 1 else reads
-        if once is not None and is_plain_conv(layer) and _formulation(layer, x.shape[0]) != "lax":
+        fused = not lax_conv and is_plain_conv(layer) and formulation(_kernel_shape(layer)) != "lax"
+        if once is not None and fused:
             shape = (x.shape[0], *layer.output_shape)
             y = jax.lax.cond(
                 once,
@@ -143,7 +141,7 @@ def run(
                 reads[0],
             )
         else:
-            y = apply_layer(layer, p, arg)
+            y = apply_layer(layer, p, arg, lax_conv)
         if keep is not None and layer.name in keep:
             y = jnp.where(keep[layer.name], y, 0.0)
         if add is not None and layer.name in add:
@@ -152,8 +150,12 @@ def run(
     return values
 
 
-def apply_layer(layer: Layer, p: dict[str, Any], x: jax.Array | Sequence[jax.Array]) -> jax.Array:
+def apply_layer(
+    layer: Layer, p: dict[str, Any], x: jax.Array | Sequence[jax.Array], lax_conv: bool = False
+) -> jax.Array:
     """Apply one layer to a batch ``x`` (NHWC for spatial layers, (N, F) otherwise).
+
+    ``lax_conv`` as in `run`.
 
     ``x`` is a list of the inputs' outputs, in ``inputs`` order, for ``add`` and ``concat``.
     """
@@ -168,7 +170,7 @@ def apply_layer(layer: Layer, p: dict[str, Any], x: jax.Array | Sequence[jax.Arr
     x = cast(jax.Array, x)
     if layer.kind == "conv":
         assert layer.stride and layer.padding
-        if is_plain_conv(layer):
+        if is_plain_conv(layer) and not lax_conv:
             y = conv(x, p["kernel"], layer.stride, layer.padding)
         else:
             y = jax.lax.conv_general_dilated(

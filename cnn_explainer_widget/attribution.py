@@ -119,8 +119,11 @@ def _run(
     keep: dict[str, Any],
     add: dict[str, jax.Array] | None = None,
 ) -> jax.Array:
-    """The last of ``layers``' output (a prefix of a network's layers: any graph)."""
-    return run(layers, params, x, keep, add=add)[layers[-1].name]
+    """The last of ``layers``' output (a prefix of a network's layers: any graph).
+
+    Convolutions as the model's own (`lax_conv`), so gradients are the model's ``jax.grad``.
+    """
+    return run(layers, params, x, keep, add=add, lax_conv=True)[layers[-1].name]
 
 
 def _saliency_fn(

@@ -21,7 +21,6 @@ import jax
 import numpy as np
 
 from cnn_explainer_widget._compile_cache import own_cache, paused_gc
-from cnn_explainer_widget._convolution import LIBRARY_DOT_OPTIONS, ONE_IMAGE_OPTIONS
 from cnn_explainer_widget._forward import apply_layer, compiler_options, forward_flat, forward_into
 from cnn_explainer_widget._selection import SelectionError, check_ablation, check_selection
 from cnn_explainer_widget._spent import SpentOutputs
@@ -82,14 +81,6 @@ class Network:
         self._forward = jax.jit(
             functools.partial(forward_flat, self.layers, treedef), compiler_options=options
         )
-        # One image (the widget's case) with `ONE_IMAGE_OPTIONS` where no convolution uses the
-        # library; None once this jaxlib refused them (then `_forward` serves one image too).
-        self._forward_one: Any = None
-        if options is not None and not any(k in options for k in LIBRARY_DOT_OPTIONS):
-            self._forward_one = jax.jit(
-                functools.partial(forward_flat, self.layers, treedef),
-                compiler_options={**options, **ONE_IMAGE_OPTIONS},
-            )
         # The same pass with some channels set to 0 (compiled once per set of ablated layers).
         self._forward_ablated = jax.jit(
             functools.partial(forward_flat, self.layers, treedef), compiler_options=options
@@ -261,13 +252,7 @@ class Network:
             outputs = self._run(batch, off, spent)
         else:
             with own_cache(), paused_gc():  # the first call compiles (or loads from the cache)
-                try:
-                    outputs = self._run(batch, off, spent)
-                except Exception:
-                    if self._forward_one is None or off or len(batch) != 1:
-                        raise
-                    self._forward_one = None  # an option this jaxlib does not know
-                    outputs = self._run(batch, off, spent)
+                outputs = self._run(batch, off, spent)
             self._compiled.add(compiled)
         # On CPU np.asarray is a zero-copy, read-only view of each result buffer (as
         # jax.device_get gives), about 0.5 µs an array.
@@ -295,8 +280,7 @@ class Network:
             )
             return into
         if not off:
-            one = self._forward_one is not None and len(batch) == 1
-            outputs: tuple[jax.Array, ...] = (self._forward_one if one else self._forward)(
+            outputs: tuple[jax.Array, ...] = self._forward(
                 self._param_leaves, batch, None, self._once
             )
             return outputs
