@@ -13,7 +13,9 @@ donates them to the compiled pass (``donate_argnums``), which writes its outputs
 JAX donates an array only when nothing else refers to its memory: while the caller still holds
 a numpy view of a result, that array is simply not reused (and stays intact), so nothing a
 caller kept can change. At most one result's buffers are held, and only results of at least
-`MIN_BYTES`; smaller ones come from ``malloc``'s reused memory anyway.
+`MIN_BYTES` (smaller ones come from ``malloc``'s reused memory anyway) and at most `MAX_BYTES`
+(a larger result dropped by the caller should give its memory back, not stay held until the
+next call).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import jax
 #: Results smaller than this (all outputs together) are not kept: one Tiny VGG image is
 #: 0.76 MB, written into memory ``malloc`` already reuses.
 MIN_BYTES = 4 * 2**20
+#: Results larger than this are not kept: 1 GiB is ~1,400 Tiny VGG images, or 32 images of a
+#: 224 px network with 32 channels.
+MAX_BYTES = 2**30
 
 
 class SpentOutputs:
@@ -50,7 +55,7 @@ class SpentOutputs:
         Call it only once the caller's views of ``arrays`` exist: an array nobody else refers
         to may be donated, and so deleted, by the next call.
         """
-        if nbytes < MIN_BYTES:
+        if not MIN_BYTES <= nbytes <= MAX_BYTES:
             return
         with self._lock:
             self._key, self._arrays = key, arrays
@@ -61,4 +66,4 @@ class SpentOutputs:
             self._key, self._arrays = None, None
 
 
-__all__ = ["MIN_BYTES", "SpentOutputs"]
+__all__ = ["MAX_BYTES", "MIN_BYTES", "SpentOutputs"]

@@ -86,8 +86,16 @@ def test_a_dropped_result_s_memory_is_written_into(network, batches, references)
     assert_close(after, references[1])
 
 
-def test_small_results_are_not_kept(network, batches):
-    network.activations(batches[0][:2])  # 1.5 MB
+def test_small_and_huge_results_are_not_kept(network, batches, monkeypatch):
+    from cnn_explainer_widget import _spent
+
+    network.activations(batches[0][:2])  # 1.5 MB: malloc reuses such memory anyway
+    assert network._spent._arrays is None
+    network.activations(batches[0])
+    assert network._spent._arrays is not None
+    # Over the cap: the caller's dropped result must give its memory back.
+    monkeypatch.setattr(_spent, "MAX_BYTES", 5 * 2**20)
+    network.activations(batches[1])
     assert network._spent._arrays is None
 
 
