@@ -5,11 +5,25 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 RESULTS = REPO / "bench" / "results"  # git-ignored
+
+
+def timings(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn``, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -57,6 +57,7 @@ from _baselines import (  # noqa: E402
     torch_input,
     torch_runner,
 )
+from _common import timings  # noqa: E402
 
 from cnn_explainer_widget import (  # noqa: E402
     DEFAULT_IMAGES,
@@ -78,17 +79,6 @@ out = activations(load_image(default_image_path("espresso_1.jpeg")))
 assert out["probabilities"].shape == (10,)
 print(time.perf_counter() - t0)
 """
-
-
-def timings(fn, repeats: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def median_time(fn, budget_s: float, lo: int = 3, hi: int = 400) -> float:

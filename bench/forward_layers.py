@@ -26,7 +26,6 @@ import argparse
 import functools
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -35,20 +34,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import timings  # noqa: E402
 
 from cnn_explainer_widget._forward import compiler_options, forward_into  # noqa: E402
 from cnn_explainer_widget.tiny_vgg import tiny_vgg_network  # noqa: E402
 
 
 def median_us(fn, repeats: int) -> float:
-    for _ in range(max(3, repeats // 20)):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+    return statistics.median(timings(fn, repeats, warmup=max(3, repeats // 20))) * 1e6
 
 
 def layers(batch: int, repeats: int) -> None:
