@@ -13,9 +13,9 @@ donates them to the compiled pass (``donate_argnums``), which writes its outputs
 JAX donates an array only when nothing else refers to its memory: while the caller still holds
 a numpy view of a result, that array is simply not reused (and stays intact), so nothing a
 caller kept can change. At most one result's buffers are held, and only results of at least
-`MIN_BYTES` (smaller ones come from ``malloc``'s reused memory anyway) and at most `MAX_BYTES`
-(a larger result dropped by the caller should give its memory back, not stay held until the
-next call).
+`MIN_BYTES` (smaller ones come from ``malloc``'s reused memory anyway). A result over
+`LONG_HOLD_BYTES` is held for `HOLD_SECONDS` only: a loop over large batches reuses it, and a
+single large result the caller dropped gives its memory back soon after.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ import jax
 #: Results smaller than this (all outputs together) are not kept: one Tiny VGG image is
 #: 0.76 MB, written into memory ``malloc`` already reuses.
 MIN_BYTES = 4 * 2**20
-#: Results larger than this are not kept: 1 GiB is ~1,400 Tiny VGG images, or 32 images of a
-#: 224 px network with 32 channels.
-MAX_BYTES = 2**30
+#: Results up to this size are held until the next call: 1 GiB is ~1,400 Tiny VGG images, or
+#: 32 images of a 224 px network with 32 channels.
+LONG_HOLD_BYTES = 2**30
+#: How long a larger result is held.
+HOLD_SECONDS = 10.0
 
 
 class SpentOutputs:
@@ -40,6 +42,7 @@ class SpentOutputs:
         self._lock = threading.Lock()  # two threads must never donate the same arrays
         self._key: Hashable | None = None
         self._arrays: tuple[jax.Array, ...] | None = None
+        self._expiry: threading.Timer | None = None
 
     def take(self, key: Hashable) -> tuple[jax.Array, ...] | None:
         """The kept arrays if they came from a call like ``key`` (then no longer kept)."""
@@ -55,15 +58,30 @@ class SpentOutputs:
         Call it only once the caller's views of ``arrays`` exist: an array nobody else refers
         to may be donated, and so deleted, by the next call.
         """
-        if not MIN_BYTES <= nbytes <= MAX_BYTES:
+        if nbytes < MIN_BYTES:
             return
+        expiry = None
+        if nbytes > LONG_HOLD_BYTES:
+            expiry = threading.Timer(HOLD_SECONDS, self._expire, (arrays,))
+            expiry.daemon = True
         with self._lock:
             self._key, self._arrays = key, arrays
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry = expiry
+        if expiry is not None:
+            expiry.start()
 
     def clear(self) -> None:
         """Keep nothing (the memory goes back once the caller drops the result)."""
         with self._lock:
             self._key, self._arrays = None, None
 
+    def _expire(self, arrays: tuple[jax.Array, ...]) -> None:
+        """Drop ``arrays`` if they are still the ones kept (the timer of a large result)."""
+        with self._lock:
+            if self._arrays is arrays:
+                self._key, self._arrays = None, None
 
-__all__ = ["MAX_BYTES", "MIN_BYTES", "SpentOutputs"]
+
+__all__ = ["HOLD_SECONDS", "LONG_HOLD_BYTES", "MIN_BYTES", "SpentOutputs"]

@@ -10,6 +10,7 @@ of a dropped result is the memory of the next one.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -86,16 +87,25 @@ def test_a_dropped_result_s_memory_is_written_into(network, batches, references)
     assert_close(after, references[1])
 
 
-def test_small_and_huge_results_are_not_kept(network, batches, monkeypatch):
+def test_small_results_are_not_kept_and_huge_ones_not_for_long(network, batches, monkeypatch):
     from cnn_explainer_widget import _spent
 
     network.activations(batches[0][:2])  # 1.5 MB: malloc reuses such memory anyway
     assert network._spent._arrays is None
     network.activations(batches[0])
     assert network._spent._arrays is not None
-    # Over the cap: the caller's dropped result must give its memory back.
-    monkeypatch.setattr(_spent, "MAX_BYTES", 5 * 2**20)
+    # A large result is held for a while only: a dropped one must give its memory back.
+    monkeypatch.setattr(_spent, "LONG_HOLD_BYTES", 5 * 2**20)
+    monkeypatch.setattr(_spent, "HOLD_SECONDS", 0.3)
     network.activations(batches[1])
+    first = network._spent._arrays
+    assert first is not None
+    network.activations(batches[2])  # reused within the hold time, and held anew
+    assert all(a.is_deleted() for a in first)
+    assert network._spent._arrays is not None
+    deadline = time.monotonic() + 10
+    while network._spent._arrays is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert network._spent._arrays is None
 
 
