@@ -131,8 +131,7 @@ def run(
         p = params.get(layer.name, {})
         reads = [values[name] for name in layer.inputs]
         arg: jax.Array | list[jax.Array] = reads[0] if len(reads) == 1 else reads
-        fused = not lax_conv and is_plain_conv(layer) and formulation(_kernel_shape(layer)) != "lax"
-        if once is not None and fused:
+        if once is not None and _computed_once(layer, lax_conv):
             shape = (x.shape[0], *layer.output_shape)
             y = jax.lax.cond(
                 once,
@@ -148,6 +147,21 @@ def run(
             y = y + add[layer.name]
         values[layer.name] = y
     return values
+
+
+def _computed_once(layer: Layer, lax_conv: bool) -> bool:
+    """Whether ``layer`` is a fused convolution sum to put in a ``lax.cond`` (see `forward_flat`).
+
+    Not a sum of at most 36 products (a 3 × 3 kernel on an RGB image): recomputing it in its
+    ReLU costs less than reading its output back from memory. A 224 px network with 32
+    channels at batch 32: 5.8 against 6.5-6.8 ms an image; Tiny VGG unchanged within noise
+    (bench/README.md, "Third pass"). Larger sums (a 7 × 7 stem) would be recomputed in every
+    consumer, a pooling window's too.
+    """
+    if lax_conv or not is_plain_conv(layer):
+        return False
+    kh, kw, cin, cout = _kernel_shape(layer)
+    return formulation((kh, kw, cin, cout)) != "lax" and kh * kw * cin > 36
 
 
 def apply_layer(
