@@ -78,11 +78,12 @@ def forward_flat(
     ``keep`` maps a layer name to a boolean mask over its channels: the others are set to 0.
 
     ``once`` (a run-time ``True``, on CPU) puts each convolution computed as a fused sum
-    (``broadcast``, see `cnn_explainer_widget._convolution.conv`) in a ``lax.cond``
-    on it. XLA:CPU fuses such a sum into every consumer: the layer's output, its ReLU and the
-    next layer's input each computed it again (conv_1_1 three times). The result of a
-    conditional is a buffer, so the sum is computed once; a constant predicate would be folded
-    away, hence the argument.
+    (``broadcast``, see `cnn_explainer_widget._convolution.conv`) of more than 36 products in a
+    ``lax.cond`` on it (`_computed_once`). XLA:CPU fuses such a sum into every consumer: the
+    layer's output, its ReLU and the next layer's input each computed it again (conv_1_1
+    three times, before sums this small were left out). The result of a conditional is a
+    buffer, so the sum is computed once; a constant predicate would be folded away, hence the
+    argument.
     """
     params = jax.tree_util.tree_unflatten(treedef, leaves)
     values = run(layers, params, x, keep, once)

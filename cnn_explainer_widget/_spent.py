@@ -72,11 +72,6 @@ class SpentOutputs:
         if expiry is not None:
             expiry.start()
 
-    def clear(self) -> None:
-        """Keep nothing (the memory goes back once the caller drops the result)."""
-        with self._lock:
-            self._key, self._arrays = None, None
-
     def _expire(self, arrays: tuple[jax.Array, ...]) -> None:
         """Drop ``arrays`` if they are still the ones kept (the timer of a large result)."""
         with self._lock:

@@ -78,11 +78,9 @@ class Network:
         leaves, treedef = jax.tree_util.tree_flatten(self._device_params)
         self._param_leaves = tuple(leaves)
         options = compiler_options(self.layers)
+        # Also the pass with some channels set to 0: ``keep`` masks instead of None make it
+        # another trace, compiled once per set of ablated layers.
         self._forward = jax.jit(
-            functools.partial(forward_flat, self.layers, treedef), compiler_options=options
-        )
-        # The same pass with some channels set to 0 (compiled once per set of ablated layers).
-        self._forward_ablated = jax.jit(
             functools.partial(forward_flat, self.layers, treedef), compiler_options=options
         )
         # The same pass writing into a previous large result's buffers (`_spent`).
@@ -289,9 +287,7 @@ class Network:
             keep = np.ones(self.layer(name).output_shape[-1], bool)
             keep[list(indices)] = False
             masks[name] = keep
-        ablated: tuple[jax.Array, ...] = self._forward_ablated(
-            self._param_leaves, batch, masks, self._once
-        )
+        ablated: tuple[jax.Array, ...] = self._forward(self._param_leaves, batch, masks, self._once)
         return ablated
 
     def _check_input(self, x: Any) -> np.ndarray:
