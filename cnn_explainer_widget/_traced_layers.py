@@ -76,10 +76,7 @@ def _conv(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Value:
         inputs=(x.name,), dilation=None if dilation == (1, 1) else dilation,  # type: ignore[arg-type]
         groups=int(p["feature_group_count"]),
     )  # fmt: skip
-    r.params[name] = {"kernel": k.value, "bias": None}
-    r.paths[name] = {"kernel": k.path}
-    r.fresh[eqn.outvars[0]] = name
-    return r.record(layer, eqn, source=r.label(module))
+    return _weighted(r, eqn, layer, k)
 
 
 def _dense(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Value:
@@ -94,10 +91,15 @@ def _dense(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Value:
     module = k.path[:-1]
     name = r.name(dotted(module) or "dense", numbered=not module)
     layer = Layer(name, "dense", shape, _out(eqn), inputs=(x.name,))
-    r.params[name] = {"kernel": k.value, "bias": None}
-    r.paths[name] = {"kernel": k.path}
-    r.fresh[eqn.outvars[0]] = name
-    return r.record(layer, eqn, source=r.label(module))
+    return _weighted(r, eqn, layer, k)
+
+
+def _weighted(r: Reader, eqn: Any, layer: Layer, k: Par) -> Value:
+    """Record conv or dense ``layer``, whose kernel is parameter ``k`` (a bias comes later)."""
+    r.params[layer.name] = {"kernel": k.value, "bias": None}
+    r.paths[layer.name] = {"kernel": k.path}
+    r.fresh[eqn.outvars[0]] = layer.name
+    return r.record(layer, eqn, source=r.label(k.path[:-1]))
 
 
 def _add(r: Reader, eqn: Any, ins: list[Value], uses: Counter[Any]) -> Value:
