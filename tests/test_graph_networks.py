@@ -10,7 +10,6 @@ value within 1e-4, the payload carries the new keys, and malformed graphs are re
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from typing import Any
 
 import jax.numpy as jnp
@@ -23,24 +22,14 @@ from cnn_explainer_widget._protocol import encode_network
 from cnn_explainer_widget.explain import explain_neuron
 from cnn_explainer_widget.layers import ACTIVATIONS, Layer
 
-from conftest import ROOT
+from conftest import js_fixture_script
 
 TOL = 1e-4
 
 
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_js_fixture", ROOT / "scripts" / "make_js_fixture.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def graph() -> Network:
-    return _script().graph_network()
+    return js_fixture_script().graph_network()
 
 
 class FixtureNet(nnx.Module):

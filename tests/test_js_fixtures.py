@@ -11,26 +11,15 @@ the protocol, the model, the preprocessing or the script that was not followed b
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from typing import Any
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, js_fixture_script
 
 FIXTURES = ROOT / "js" / "test" / "fixtures"
 HAND_WRITTEN = {"load.ts", "node-modules.d.ts"}
-
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_js_fixture", ROOT / "scripts" / "make_js_fixture.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _same_json(a: Any, b: Any, where: str) -> None:
@@ -57,7 +46,7 @@ def _floats(path: Any) -> np.ndarray:
 
 
 def test_the_js_fixtures_are_fresh(tmp_path):
-    _script().main(tmp_path)
+    js_fixture_script().main(tmp_path)
     committed = {p.name for p in FIXTURES.iterdir()} - HAND_WRITTEN
     fresh = {p.name for p in tmp_path.iterdir()}
     assert fresh == committed, "run python scripts/make_js_fixture.py"
