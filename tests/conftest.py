@@ -12,7 +12,6 @@ import pytest
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 ROOT = Path(__file__).resolve().parents[1]
-
 IMAGES = ROOT / "cnn_explainer_widget" / "images"
 DATA = Path(__file__).parent / "data"
 ORIGINAL = ROOT.parent / "shared" / "cnn-explainer-original"
